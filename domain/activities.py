@@ -1,0 +1,114 @@
+"""Service activities as command values, one per inbound type name.
+
+The HTTP API and the inbound Kafka consumer both build one of these from a
+message whose `type` is the key of ACTIVITIES, then hand it to the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from domain.account import CustomerAccount, Metadata
+
+
+@dataclass(frozen=True)
+class Purchase:
+    amount: Decimal
+    cost: Decimal
+    currency: str
+    store: str
+
+
+@dataclass(frozen=True)
+class Refund:
+    amount: Decimal
+    cost: Decimal
+    currency: str
+    store: str
+
+
+@dataclass(frozen=True)
+class Visit:
+    channel: str
+    location: str
+
+
+@dataclass(frozen=True)
+class OpenInquiry:
+    inquiry_id: str
+    channel: str
+    topic: str
+
+
+@dataclass(frozen=True)
+class AnswerInquiry:
+    inquiry_id: str
+    channel: str
+
+
+@dataclass(frozen=True)
+class LodgeComplaint:
+    complaint_id: str
+    category: str
+    severity: str
+
+
+@dataclass(frozen=True)
+class ResolveComplaint:
+    complaint_id: str
+    resolution: str
+    satisfied: bool
+
+
+@dataclass(frozen=True)
+class GiveFeedback:
+    score: int
+    comment: str
+
+
+Activity = (
+    Purchase
+    | Refund
+    | Visit
+    | OpenInquiry
+    | AnswerInquiry
+    | LodgeComplaint
+    | ResolveComplaint
+    | GiveFeedback
+)
+
+ACTIVITIES: dict[str, type[Activity]] = {
+    "purchase": Purchase,
+    "refund": Refund,
+    "visit": Visit,
+    "inquiry_opened": OpenInquiry,
+    "inquiry_answered": AnswerInquiry,
+    "complaint_lodged": LodgeComplaint,
+    "complaint_resolved": ResolveComplaint,
+    "feedback": GiveFeedback,
+}
+
+
+def apply_activity(
+    account: CustomerAccount, activity: Activity, occurred_at: datetime, meta: Metadata
+) -> None:
+    """Call the account's command for this activity."""
+    match activity:
+        case Purchase(amount, cost, currency, store):
+            account.record_purchase(amount, cost, currency, store, occurred_at, meta)
+        case Refund(amount, cost, currency, store):
+            account.record_refund(amount, cost, currency, store, occurred_at, meta)
+        case Visit(channel, location):
+            account.record_visit(channel, location, occurred_at, meta)
+        case OpenInquiry(inquiry_id, channel, topic):
+            account.open_inquiry(inquiry_id, channel, topic, occurred_at, meta)
+        case AnswerInquiry(inquiry_id, channel):
+            account.answer_inquiry(inquiry_id, channel, occurred_at, meta)
+        case LodgeComplaint(complaint_id, category, severity):
+            account.lodge_complaint(complaint_id, category, severity, occurred_at, meta)
+        case ResolveComplaint(complaint_id, resolution, satisfied):
+            account.resolve_complaint(complaint_id, resolution, satisfied, occurred_at, meta)
+        case GiveFeedback(score, comment):
+            account.give_feedback(score, comment, occurred_at, meta)

@@ -1,0 +1,53 @@
+"""The small family of errors every command can end in.
+
+Each error carries a short `code`: the API maps the class to an HTTP status
+(api/errors.py) and the inbound consumer uses the code as the dead-letter reason.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every refusal the ledger gives for a command or a query."""
+
+    code = "error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidCommand(LedgerError):
+    """The command's values break a rule (unknown segment, future time, bad amount)."""
+
+    code = "invalid"
+
+
+class AccountNotFound(LedgerError):
+    """No account has this id."""
+
+    code = "unknown_account"
+
+
+class ConflictingState(LedgerError):
+    """The account's state does not allow the command."""
+
+    code = "conflict"
+
+
+class AccountClosed(ConflictingState):
+    """A closed account takes no command except erase."""
+
+    code = "account_closed"
+
+
+class DuplicateAccount(ConflictingState):
+    """An account with this external_ref already exists."""
+
+    code = "duplicate"
+
+
+class StaleVersion(LedgerError):
+    """The caller's expected version is not the account's current version."""
+
+    code = "stale_version"

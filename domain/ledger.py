@@ -1,0 +1,321 @@
+"""The application service: one verb per use case, each load, call, save.
+
+`Ledger` is an eventsourcing Application (its tables are `ledger_events` and
+`ledger_snapshots`). Personal fields are encrypted through the vault before they
+reach the aggregate; reading them back is a separate, explicit step
+(`personal_data`) so callers decide when clear text is shown and logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, cast
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError
+
+from domain.account import (
+    DEFAULT_SEGMENTS,
+    CustomerAccount,
+    Metadata,
+    account_id_for,
+    event_type_of,
+)
+from domain.activities import Activity, apply_activity
+from domain.errors import AccountNotFound, ConflictingState, DuplicateAccount, StaleVersion
+from domain.integrity import ChainVerifier, StoredRecord, VerifyReport
+from domain.privacy import PersonalDataVault
+
+AccountEvent = DomainEventProtocol[UUID]
+
+# A command retried this many times after a concurrent writer won the race.
+_RETRIES = 5
+
+
+class Ledger(Application[UUID]):
+    """The customer account ledger."""
+
+    env = {
+        "AGGREGATE_CACHE_MAXSIZE": "10000",
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
+    }
+    snapshotting_intervals = {CustomerAccount: 100}
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        vault: PersonalDataVault,
+        segments: frozenset[str] = DEFAULT_SEGMENTS,
+    ) -> None:
+        super().__init__(env)
+        self.vault = vault
+        self.segments = segments
+
+    # ---- commands -------------------------------------------------------------
+
+    def open_account(
+        self,
+        *,
+        external_ref: str | None,
+        segment: str,
+        service_plan: str,
+        channel: str,
+        customer: Mapping[str, str],
+        occurred_at: datetime,
+        meta: Metadata,
+        account_id: UUID | None = None,
+    ) -> CustomerAccount:
+        """Open an account; a second open of the same external_ref is refused."""
+        if external_ref:
+            account_id = account_id_for(external_ref)
+            if self._exists(account_id):
+                raise DuplicateAccount(f"an account with external_ref {external_ref!r} exists")
+        CustomerAccount.check_opening(segment, channel, occurred_at, self.segments)
+        # The id is fixed before encrypting: the key belongs to the account.
+        account_id = account_id or uuid4()
+        account = CustomerAccount.open(
+            external_ref=external_ref,
+            segment=segment,
+            service_plan=service_plan,
+            channel=channel,
+            customer=self.vault.encrypt(account_id, customer),
+            occurred_at=occurred_at,
+            metadata=meta,
+            segments=self.segments,
+            account_id=account_id,
+        )
+        try:
+            self.save(account)
+        except IntegrityError:
+            raise DuplicateAccount(f"account {account.id} exists") from None
+        return account
+
+    def update_details(
+        self,
+        account_id: UUID,
+        customer: Mapping[str, str],
+        occurred_at: datetime,
+        meta: Metadata,
+        expected_version: int | None = None,
+    ) -> CustomerAccount:
+        """Change some personal fields of the customer."""
+
+        def update(account: CustomerAccount) -> None:
+            # Check before encrypting, so a refused update writes no key.
+            account.check_details_changeable()
+            account.update_details(self.vault.encrypt(account.id, customer), occurred_at, meta)
+
+        return self._change(account_id, update, expected_version)
+
+    def confirm_details(
+        self,
+        account_id: UUID,
+        occurred_at: datetime,
+        meta: Metadata,
+        expected_version: int | None = None,
+    ) -> CustomerAccount:
+        """Record the periodic confirmation that the details are still right."""
+        return self._change(
+            account_id, lambda a: a.confirm_details(occurred_at, meta), expected_version
+        )
+
+    def change_segment(
+        self,
+        account_id: UUID,
+        segment: str,
+        occurred_at: datetime,
+        meta: Metadata,
+        expected_version: int | None = None,
+    ) -> CustomerAccount:
+        """Move the account to another segment."""
+        return self._change(
+            account_id,
+            lambda a: a.change_segment(segment, occurred_at, meta, self.segments),
+            expected_version,
+        )
+
+    def change_plan(
+        self,
+        account_id: UUID,
+        plan: str,
+        occurred_at: datetime,
+        meta: Metadata,
+        expected_version: int | None = None,
+    ) -> CustomerAccount:
+        """Move the account to another service plan."""
+        return self._change(
+            account_id, lambda a: a.change_plan(plan, occurred_at, meta), expected_version
+        )
+
+    def close_account(
+        self,
+        account_id: UUID,
+        reason: str,
+        note: str,
+        occurred_at: datetime,
+        meta: Metadata,
+        expected_version: int | None = None,
+    ) -> CustomerAccount:
+        """Close the account."""
+        return self._change(
+            account_id, lambda a: a.close(reason, note, occurred_at, meta), expected_version
+        )
+
+    def record_activity(
+        self,
+        account_id: UUID,
+        activity: Activity,
+        occurred_at: datetime,
+        meta: Metadata,
+        expected_version: int | None = None,
+    ) -> CustomerAccount:
+        """Record one service activity on the account."""
+        return self._change(
+            account_id, lambda a: apply_activity(a, activity, occurred_at, meta), expected_version
+        )
+
+    def erase(
+        self, account_id: UUID, reason: str, occurred_at: datetime, meta: Metadata
+    ) -> tuple[CustomerAccount, bool]:
+        """Crypto-shred the account's personal data; False when it was erased already.
+
+        The key goes first: should the save fail, the data is unreadable anyway
+        and a retry appends the event.
+        """
+        account = self.account(account_id)
+        self.vault.destroy(account_id)
+        erased = self._change(
+            account_id, lambda a: a.erase_personal_data(reason, occurred_at, meta), None
+        )
+        return erased, not account.erased
+
+    # ---- queries --------------------------------------------------------------
+
+    def account(
+        self, account_id: UUID, *, version: int | None = None, as_of: datetime | None = None
+    ) -> CustomerAccount:
+        """The account now, at a version, or as the ledger recorded it at a moment."""
+        if as_of is not None:
+            version = self._version_at(account_id, as_of)
+        try:
+            account: CustomerAccount = self.repository.get(account_id, version=version)
+        except AggregateNotFoundError:
+            raise AccountNotFound(f"no account {account_id}") from None
+        if version is not None and account.version != version:
+            raise AccountNotFound(f"account {account_id} has no version {version}")
+        return account
+
+    def history(self, account_id: UUID) -> list[AccountEvent]:
+        """Every event of the account, oldest first."""
+        events = list(self.events.get(account_id))
+        if not events:
+            raise AccountNotFound(f"no account {account_id}")
+        return events
+
+    def personal_data(self, account: CustomerAccount) -> dict[str, str] | None:
+        """The account's personal fields in clear, or None once erased."""
+        return self.decrypt(account.id, account.customer) if not account.erased else None
+
+    def decrypt(self, account_id: UUID, fields: Mapping[str, str]) -> dict[str, str] | None:
+        """Clear text of some ciphertext fields of the account, None once its key is gone."""
+        return self.vault.decrypt(account_id, fields)
+
+    def verify(self, account_id: UUID | None = None, page: int = 5000) -> VerifyReport:
+        """Recompute the hash chains of one account or of the whole ledger."""
+        verifier = ChainVerifier()
+        for record in self._stored_records(account_id, page):
+            verifier.check(record)
+        return verifier.finish()
+
+    # ---- internals ------------------------------------------------------------
+
+    def _change(
+        self,
+        account_id: UUID,
+        command: Callable[[CustomerAccount], Any],
+        expected_version: int | None,
+    ) -> CustomerAccount:
+        for _ in range(_RETRIES):
+            account = self.account(account_id)
+            if expected_version is not None and account.version != expected_version:
+                raise StaleVersion(
+                    f"account {account_id} is at version {account.version}, not {expected_version}"
+                )
+            command(account)
+            if not account.pending_events:
+                return account
+            try:
+                self.save(account)
+            except IntegrityError:
+                if expected_version is not None:
+                    raise StaleVersion(f"account {account_id} changed meanwhile") from None
+                continue  # someone else saved first: reload and try again
+            return account
+        raise ConflictingState(f"account {account_id} is changing too fast; retry")
+
+    def _exists(self, account_id: UUID) -> bool:
+        return bool(self.recorder.select_events(account_id, limit=1))
+
+    def _version_at(self, account_id: UUID, as_of: datetime) -> int:
+        """The last version recorded at or before `as_of`: a binary search on versions.
+
+        Store timestamps grow with versions, so this costs a few one-row reads
+        instead of decoding the whole history.
+        """
+        last = self.recorder.select_events(account_id, desc=True, limit=1)
+        if not last:
+            raise AccountNotFound(f"no account {account_id}")
+        lo, hi = 0, last[0].originator_version
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            (event,) = self.events.get(account_id, gt=mid - 1, lte=mid)
+            if cast(CustomerAccount.Event, event).timestamp <= as_of:
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo == 0:
+            raise AccountNotFound(f"account {account_id} did not exist at {as_of.isoformat()}")
+        return lo
+
+    def _stored_records(self, account_id: UUID | None, page: int) -> Iterator[StoredRecord]:
+        decode = self.mapper.transcoder.decode
+        if account_id is not None:
+            stored = self.recorder.select_events(account_id)
+            if not stored:
+                raise AccountNotFound(f"no account {account_id}")
+            for s in stored:
+                yield StoredRecord(
+                    0,
+                    account_id,
+                    s.originator_version,
+                    event_type_of(s.topic),
+                    _safe(decode, s.state),
+                )
+            return
+        start = 1
+        while True:
+            notifications = self.recorder.select_notifications(start, page)
+            for n in notifications:
+                yield StoredRecord(
+                    n.id,
+                    UUID(str(n.originator_id)),
+                    n.originator_version,
+                    event_type_of(n.topic),
+                    _safe(decode, n.state),
+                )
+            if len(notifications) < page:
+                return
+            start = notifications[-1].id + 1
+
+
+def _safe(decode: Callable[[bytes], Any], state: bytes) -> dict[str, Any] | None:
+    try:
+        value = decode(state)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

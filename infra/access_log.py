@@ -1,0 +1,69 @@
+"""The access log: who read which account's personal data unmasked, when, and what."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from psycopg_pool import ConnectionPool
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    """One unmasked read of personal data."""
+
+    id: int
+    at: datetime
+    actor: str
+    roles: list[str]
+    account_id: UUID
+    what: str
+    fields: list[str]
+
+
+class AccessLog:
+    """Appends to and queries the access_log table (the database refuses edits)."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    def record(
+        self, actor: str, roles: Iterable[str], account_id: UUID, what: str, fields: Iterable[str]
+    ) -> None:
+        """Append one read."""
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO access_log (actor, roles, account_id, what, fields)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (actor, sorted(roles), account_id, what, sorted(fields)),
+            )
+
+    def query(
+        self,
+        *,
+        account_id: UUID | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[AccessEntry]:
+        """Entries matching every given filter, oldest first, after `after_id`."""
+        sql = "SELECT id, at, actor, roles, account_id, what, fields FROM access_log WHERE id > %s"
+        args: list[object] = [after_id]
+        for clause, value in (
+            (" AND account_id = %s", account_id),
+            (" AND actor = %s", actor),
+            (" AND at >= %s", since),
+            (" AND at < %s", until),
+        ):
+            if value is not None:
+                sql += clause
+                args.append(value)
+        sql += " ORDER BY id LIMIT %s"
+        args.append(limit)
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql.encode(), args).fetchall()
+        return [AccessEntry(*row) for row in rows]

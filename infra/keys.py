@@ -1,0 +1,127 @@
+"""Per-account data keys: AES-GCM, wrapped by the master key, kept in PostgreSQL.
+
+Each personal field is encrypted on its own, with the account id and the field
+name as associated data, so a ciphertext cannot be moved to another account or
+field. Destroying a key (crypto-shredding) keeps its row with no key in it, so
+no later command can quietly create a fresh key for an erased account.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from psycopg_pool import ConnectionPool
+
+from domain.errors import ConflictingState
+
+PREFIX = "v1:"
+_NONCE = 12
+
+
+class PostgresKeyVault:
+    """The PersonalDataVault of the ledger, backed by the account_keys table."""
+
+    def __init__(self, pool: ConnectionPool, master_key: bytes, cache_size: int = 10_000) -> None:
+        self._pool = pool
+        self._master = AESGCM(master_key)
+        self._cache: OrderedDict[UUID, AESGCM] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def encrypt(self, account_id: UUID, fields: Mapping[str, str]) -> dict[str, str]:
+        """Ciphertext of each field, creating the account's key if it has none."""
+        if not fields:
+            return {}
+        key = self._key(account_id, create=True)
+        if key is None:
+            raise ConflictingState(f"the personal data of account {account_id} was erased")
+        return {name: _seal(key, account_id, name, value) for name, value in fields.items()}
+
+    def decrypt(self, account_id: UUID, fields: Mapping[str, str]) -> dict[str, str] | None:
+        """Clear text of each field, or None once the account's key is destroyed."""
+        key = self._key(account_id, create=False)
+        if key is None:
+            return None
+        return {name: _open(key, account_id, name, value) for name, value in fields.items()}
+
+    def destroy(self, account_id: UUID) -> None:
+        """Destroy the key; the row stays, empty, as the record that it was destroyed."""
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO account_keys (account_id, wrapped_key, destroyed_at)"
+                " VALUES (%s, NULL, now())"
+                " ON CONFLICT (account_id) DO UPDATE SET wrapped_key = NULL,"
+                " destroyed_at = coalesce(account_keys.destroyed_at, now())",
+                (account_id,),
+            )
+        with self._lock:
+            self._cache.pop(account_id, None)
+
+    def is_destroyed(self, account_id: UUID) -> bool:
+        """True once the account's key was destroyed."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT destroyed_at IS NOT NULL FROM account_keys WHERE account_id = %s",
+                (account_id,),
+            ).fetchone()
+        return bool(row and row[0])
+
+    def _key(self, account_id: UUID, *, create: bool) -> AESGCM | None:
+        with self._lock:
+            key = self._cache.get(account_id)
+            if key is not None:
+                self._cache.move_to_end(account_id)
+                return key
+        with self._pool.connection() as conn:
+            if create:
+                data_key = AESGCM.generate_key(bit_length=256)
+                conn.execute(
+                    "INSERT INTO account_keys (account_id, wrapped_key) VALUES (%s, %s)"
+                    " ON CONFLICT (account_id) DO NOTHING",
+                    (account_id, self._wrap(account_id, data_key)),
+                )
+            row = conn.execute(
+                "SELECT wrapped_key FROM account_keys WHERE account_id = %s", (account_id,)
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        key = AESGCM(self._unwrap(account_id, bytes(row[0])))
+        with self._lock:
+            self._cache[account_id] = key
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return key
+
+    def _wrap(self, account_id: UUID, data_key: bytes) -> bytes:
+        nonce = os.urandom(_NONCE)
+        return nonce + self._master.encrypt(nonce, data_key, account_id.bytes)
+
+    def _unwrap(self, account_id: UUID, wrapped: bytes) -> bytes:
+        return self._master.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], account_id.bytes)
+
+
+def _aad(account_id: UUID, field: str) -> bytes:
+    return account_id.bytes + field.encode()
+
+
+def _seal(key: AESGCM, account_id: UUID, field: str, value: str) -> str:
+    nonce = os.urandom(_NONCE)
+    sealed = nonce + key.encrypt(nonce, value.encode(), _aad(account_id, field))
+    return PREFIX + base64.urlsafe_b64encode(sealed).decode()
+
+
+def _open(key: AESGCM, account_id: UUID, field: str, value: str) -> str:
+    if not value.startswith(PREFIX):
+        raise ValueError(f"field {field} is not a ciphertext of this ledger")
+    sealed = base64.urlsafe_b64decode(value[len(PREFIX) :])
+    try:
+        return key.decrypt(sealed[:_NONCE], sealed[_NONCE:], _aad(account_id, field)).decode()
+    except InvalidTag:
+        raise ValueError(f"field {field} does not decrypt with the account's key") from None

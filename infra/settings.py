@@ -1,0 +1,49 @@
+"""The one Settings object: every CRMLEDGER_* variable, read once.
+
+Embedded defaults: with no database URL the ledger runs on an embedded
+PostgreSQL under CRMLEDGER_HOME and may generate its own JWT secret and master
+key there. Once a database URL is set (a real deployment), secrets must be given
+and are never generated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.account import DEFAULT_SEGMENTS
+
+
+class Settings(BaseSettings):
+    """Configuration from CRMLEDGER_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CRMLEDGER_", extra="ignore")
+
+    database_url: str | None = None
+    # PostgreSQL schema of the event store and the ledger's own tables.
+    database_schema: str = "public"
+    kafka_bootstrap: str | None = None
+    home: Path = Path(".crmledger")
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    master_key: SecretStr | None = None
+    timezone: str = "UTC"
+    retention_days: int = Field(default=2555, ge=1)
+    segments: list[str] = Field(default_factory=lambda: sorted(DEFAULT_SEGMENTS))
+    host: str = "127.0.0.1"
+    port: int = 8000
+    pool_size: int = Field(default=5, ge=1)
+
+    @field_validator("database_schema")
+    @classmethod
+    def _plain_identifier(cls, v: str) -> str:
+        if not v.isidentifier():
+            raise ValueError("database_schema must be a plain SQL identifier")
+        return v
+
+    @property
+    def embedded(self) -> bool:
+        """True when no database URL is set: local development on embedded servers."""
+        return self.database_url is None

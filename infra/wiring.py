@@ -1,0 +1,58 @@
+"""The one place where the ledger's parts are put together; tests use it too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from psycopg_pool import ConnectionPool
+
+from domain.ledger import Ledger
+from infra.access_log import AccessLog
+from infra.database import database_url, event_store_env, open_pool
+from infra.idempotency import IdempotencyStore
+from infra.keys import PostgresKeyVault
+from infra.schema import create_tables
+from infra.secrets import jwt_secret, master_key
+from infra.settings import Settings
+
+
+@dataclass
+class Services:
+    """Everything a process role needs, built once and closed once."""
+
+    settings: Settings
+    database_url: str
+    pool: ConnectionPool
+    ledger: Ledger
+    vault: PostgresKeyVault
+    access_log: AccessLog
+    idempotency: IdempotencyStore
+    jwt_secret: str | None
+    closers: list[object] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+        self.ledger.close()
+        self.pool.close()
+
+
+def bootstrap(settings: Settings | None = None) -> Services:
+    """Build the services for `settings` (by default, from the environment)."""
+    settings = settings or Settings()
+    url = database_url(settings)
+    pool = open_pool(url, settings)
+    create_tables(pool, settings.database_schema)
+    vault = PostgresKeyVault(pool, master_key(settings))
+    ledger = Ledger(
+        event_store_env(url, settings), vault=vault, segments=frozenset(settings.segments)
+    )
+    return Services(
+        settings=settings,
+        database_url=url,
+        pool=pool,
+        ledger=ledger,
+        vault=vault,
+        access_log=AccessLog(pool),
+        idempotency=IdempotencyStore(pool),
+        jwt_secret=jwt_secret(settings),
+    )
