@@ -1,0 +1,135 @@
+"""Bearer tokens and the roles matrix of the design.
+
+Tokens are JWTs with `sub` and `roles` (and optionally `department`), signed
+with HS256 by the configured secret or verified with RS256/ES256 against the
+configured public key. Each route names the permission it needs; the matrix
+below is the only place that says which role holds which permission.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from infra.wiring import Services
+
+ROLES = (
+    "customer_service",
+    "marketing",
+    "finance",
+    "management",
+    "auditor",
+    "admin",
+    "integration",
+)
+
+
+class Permission(StrEnum):
+    MANAGE_ACCOUNTS = "manage accounts"
+    RECORD_ACTIVITIES = "record activities"
+    READ_UNMASKED = "read personal data unmasked"
+    READ_MASKED = "read accounts masked"
+    READ_HISTORY = "read account history"
+    AUDIT = "audit"
+    ERASE = "erase personal data"
+
+
+MATRIX: dict[Permission, frozenset[str]] = {
+    Permission.MANAGE_ACCOUNTS: frozenset({"customer_service", "admin", "integration"}),
+    Permission.RECORD_ACTIVITIES: frozenset({"customer_service", "integration"}),
+    Permission.READ_UNMASKED: frozenset({"customer_service", "auditor", "admin"}),
+    Permission.READ_MASKED: frozenset({"marketing", "finance", "management"}),
+    Permission.READ_HISTORY: frozenset({"customer_service", "auditor", "admin"}),
+    Permission.AUDIT: frozenset({"auditor", "admin"}),
+    Permission.ERASE: frozenset({"admin"}),
+}
+
+
+class Unauthenticated(Exception):
+    """No token, or one that does not verify."""
+
+
+class Forbidden(Exception):
+    """A valid token whose roles may not do this."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's subject, roles and department."""
+
+    sub: str
+    roles: frozenset[str]
+    department: str
+
+    def may(self, permission: Permission) -> bool:
+        return bool(self.roles & MATRIX[permission])
+
+
+def issue_token(
+    secret: str, sub: str, roles: list[str], *, department: str | None = None, ttl: int = 43200
+) -> str:
+    """Sign a token for `sub` with `roles`, valid for `ttl` seconds."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles: {', '.join(sorted(unknown))}")
+    now = int(time.time())
+    claims: dict[str, object] = {"sub": sub, "roles": roles, "iat": now, "exp": now + ttl}
+    if department:
+        claims["department"] = department
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def decode_token(services: Services, token: str) -> Principal:
+    """Verify a token and return its principal, or raise Unauthenticated."""
+    settings = services.settings
+    if settings.jwt_public_key:
+        key, algorithms = settings.jwt_public_key, ["RS256", "ES256"]
+    else:
+        key, algorithms = services.jwt_secret or "", ["HS256"]
+    try:
+        claims = jwt.decode(token, key, algorithms=algorithms, options={"require": ["exp", "sub"]})
+    except jwt.PyJWTError as e:
+        raise Unauthenticated(f"invalid token: {e}") from None
+    roles = claims.get("roles")
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise Unauthenticated("invalid token: roles must be a list of strings")
+    known = frozenset(roles) & frozenset(ROLES)
+    department = claims.get("department")
+    if not isinstance(department, str):
+        # Without a department claim, the first known role names the department.
+        department = next((r for r in roles if r in known), "")
+    return Principal(str(claims["sub"]), known, department)
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def current_user(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from the bearer token; 401 without a valid one."""
+    if creds is None:
+        raise Unauthenticated("a bearer token is required")
+    return decode_token(request.app.state.services, creds.credentials)
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+def require(*permissions: Permission) -> object:
+    """A dependency that lets through callers holding any of `permissions`."""
+
+    def check(user: CurrentUser) -> Principal:
+        if not any(user.may(p) for p in permissions):
+            allowed = sorted(set().union(*(MATRIX[p] for p in permissions)))
+            raise Forbidden(f"this needs one of the roles: {', '.join(allowed)}")
+        return user
+
+    return Depends(check)

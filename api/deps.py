@@ -1,0 +1,127 @@
+"""Shared route dependencies: the services, command metadata, If-Match, Idempotency-Key."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import uuid4
+
+from fastapi import Depends, Header, Request, Response
+from pydantic import BaseModel
+
+from api.auth import CurrentUser, Principal
+from api.errors import BadRequest
+from infra.wiring import Services
+
+
+def get_services(request: Request) -> Services:
+    """The services the app was built with."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+_VERSION = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+
+
+def expected_version(
+    if_match: Annotated[str | None, Header(description="the account version (its ETag)")] = None,
+) -> int | None:
+    """The version the caller expects, from If-Match; None when not given."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    m = _VERSION.match(if_match)
+    if m is None:
+        raise BadRequest('If-Match must be an account version such as "3"')
+    return int(m.group(1))
+
+
+ExpectedVersion = Annotated[int | None, Depends(expected_version)]
+
+
+class CommandContext:
+    """Who asks, why, and in which chain of causes: the metadata of every event."""
+
+    def __init__(self, user: Principal, correlation_id: str, causation_id: str | None) -> None:
+        self.user = user
+        self.correlation_id = correlation_id
+        self.causation_id = causation_id
+
+    def meta(self, reason: str | None) -> dict[str, Any]:
+        """The metadata stored with the event."""
+        return {
+            "actor": self.user.sub,
+            "department": self.user.department,
+            "reason": reason,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "source": "api",
+        }
+
+    @staticmethod
+    def when(occurred_at: datetime | None) -> datetime:
+        """Business time: as given, or now."""
+        return occurred_at or datetime.now(UTC)
+
+
+def command_context(
+    user: CurrentUser,
+    x_correlation_id: Annotated[str | None, Header(max_length=128)] = None,
+    x_causation_id: Annotated[str | None, Header(max_length=128)] = None,
+) -> CommandContext:
+    """Build the command context; a correlation id is made up when none is given."""
+    return CommandContext(user, x_correlation_id or str(uuid4()), x_causation_id)
+
+
+Context = Annotated[CommandContext, Depends(command_context)]
+
+
+class Idempotency:
+    """Runs a command once per Idempotency-Key and replays its first response."""
+
+    def __init__(self, services: Services, actor: str, key: str | None, digest: str) -> None:
+        self._store = services.idempotency
+        self._actor = actor
+        self._key = key
+        self._digest = digest
+
+    def run(self, command: Callable[[], BaseModel], response: Response, status: int) -> Any:
+        """The command's result, or the stored response when the key was used before."""
+        if self._key is None:
+            response.status_code = status
+            return command()
+        stored = self._store.claim(self._actor, self._key, self._digest)
+        if stored is not None:
+            return Response(
+                stored.body,
+                stored.status,
+                media_type="application/json",
+                headers={"Idempotent-Replayed": "true"},
+            )
+        try:
+            result = command()
+        except BaseException:
+            self._store.release(self._actor, self._key)
+            raise
+        self._store.complete(self._actor, self._key, status, result.model_dump_json().encode())
+        response.status_code = status
+        return result
+
+
+async def idempotency(
+    request: Request,
+    services: ServicesDep,
+    user: CurrentUser,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+) -> Idempotency:
+    """The Idempotency-Key of this request and a digest of what it asks."""
+    body = await request.body()
+    digest = hashlib.sha256(request.method.encode() + request.url.path.encode() + body).hexdigest()
+    return Idempotency(services, user.sub, idempotency_key, digest)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(idempotency)]

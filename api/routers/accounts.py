@@ -1,0 +1,265 @@
+"""Account commands and reads: /v1/accounts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+
+from api.auth import Forbidden, Permission, Principal, require
+from api.deps import Context, ExpectedVersion, IdempotencyDep, ServicesDep
+from api.errors import BadRequest
+from api.schemas import (
+    AccountOut,
+    ActivityIn,
+    ChangePlan,
+    ChangeSegment,
+    CloseAccount,
+    ConfirmDetails,
+    EraseAccount,
+    EraseOut,
+    HistoryOut,
+    OpenAccount,
+    UpdateDetails,
+    to_activity,
+)
+from api.views import account_out, history_out
+from domain.account import CustomerAccount
+from infra.wiring import Services
+
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+
+Manager = Annotated[Principal, require(Permission.MANAGE_ACCOUNTS)]
+Recorder = Annotated[Principal, require(Permission.RECORD_ACTIVITIES)]
+Reader = Annotated[Principal, require(Permission.READ_UNMASKED, Permission.READ_MASKED)]
+Historian = Annotated[Principal, require(Permission.READ_HISTORY)]
+Eraser = Annotated[Principal, require(Permission.ERASE)]
+
+
+def _show(
+    services: Services, account: CustomerAccount, user: Principal, response: Response, what: str
+) -> AccountOut:
+    response.headers["ETag"] = f'"{account.version}"'
+    return account_out(services, account, user, what)
+
+
+@router.post("", response_model=AccountOut, status_code=201)
+def open_account(
+    body: OpenAccount,
+    user: Manager,
+    ctx: Context,
+    services: ServicesDep,
+    idem: IdempotencyDep,
+    response: Response,
+) -> Any:
+    """Open an account for a customer."""
+
+    def command() -> AccountOut:
+        account = services.ledger.open_account(
+            external_ref=body.external_ref,
+            segment=body.segment,
+            service_plan=body.service_plan,
+            channel=body.channel,
+            customer=body.customer.fields(),
+            occurred_at=ctx.when(body.occurred_at),
+            meta=ctx.meta(body.reason),
+        )
+        response.headers["Location"] = f"/v1/accounts/{account.id}"
+        return _show(services, account, user, response, "open")
+
+    return idem.run(command, response, 201)
+
+
+@router.get("/{account_id}", response_model=AccountOut)
+def read_account(
+    account_id: UUID,
+    user: Reader,
+    services: ServicesDep,
+    response: Response,
+    version: Annotated[int | None, Query(ge=1, description="state at this version")] = None,
+    as_of: Annotated[
+        datetime | None, Query(description="state as recorded at this moment (ISO-8601)")
+    ] = None,
+) -> AccountOut:
+    """Read an account now, at a version, or as it stood at a moment."""
+    if version is not None and as_of is not None:
+        raise BadRequest("give version or as_of, not both")
+    if (version is not None or as_of is not None) and not user.may(Permission.READ_HISTORY):
+        raise Forbidden(
+            "point-in-time reads need one of the roles: admin, auditor, customer_service"
+        )
+    if as_of is not None and as_of.tzinfo is None:
+        raise BadRequest("as_of needs a time zone offset")
+    account = services.ledger.account(account_id, version=version, as_of=as_of)
+    return _show(services, account, user, response, "read")
+
+
+@router.patch("/{account_id}", response_model=AccountOut)
+def update_details(
+    account_id: UUID,
+    body: UpdateDetails,
+    user: Manager,
+    ctx: Context,
+    services: ServicesDep,
+    expected: ExpectedVersion,
+    response: Response,
+) -> AccountOut:
+    """Update the customer's personal details (If-Match: the version you read)."""
+    account = services.ledger.update_details(
+        account_id,
+        body.customer.fields(),
+        ctx.when(body.occurred_at),
+        ctx.meta(body.reason),
+        expected,
+    )
+    return _show(services, account, user, response, "update")
+
+
+@router.post("/{account_id}/confirm-details", response_model=AccountOut)
+def confirm_details(
+    account_id: UUID,
+    user: Manager,
+    ctx: Context,
+    services: ServicesDep,
+    expected: ExpectedVersion,
+    idem: IdempotencyDep,
+    response: Response,
+    body: ConfirmDetails | None = None,
+) -> Any:
+    """Record that the customer confirmed their details are still right."""
+    body = body or ConfirmDetails()
+
+    def command() -> AccountOut:
+        account = services.ledger.confirm_details(
+            account_id, ctx.when(body.occurred_at), ctx.meta(body.reason), expected
+        )
+        return _show(services, account, user, response, "confirm-details")
+
+    return idem.run(command, response, 200)
+
+
+@router.post("/{account_id}/segment", response_model=AccountOut)
+def change_segment(
+    account_id: UUID,
+    body: ChangeSegment,
+    user: Manager,
+    ctx: Context,
+    services: ServicesDep,
+    expected: ExpectedVersion,
+    idem: IdempotencyDep,
+    response: Response,
+) -> Any:
+    """Move the account to another customer segment."""
+
+    def command() -> AccountOut:
+        account = services.ledger.change_segment(
+            account_id, body.segment, ctx.when(body.occurred_at), ctx.meta(body.reason), expected
+        )
+        return _show(services, account, user, response, "segment")
+
+    return idem.run(command, response, 200)
+
+
+@router.post("/{account_id}/plan", response_model=AccountOut)
+def change_plan(
+    account_id: UUID,
+    body: ChangePlan,
+    user: Manager,
+    ctx: Context,
+    services: ServicesDep,
+    expected: ExpectedVersion,
+    idem: IdempotencyDep,
+    response: Response,
+) -> Any:
+    """Move the account to another service plan."""
+
+    def command() -> AccountOut:
+        account = services.ledger.change_plan(
+            account_id,
+            body.service_plan,
+            ctx.when(body.occurred_at),
+            ctx.meta(body.reason),
+            expected,
+        )
+        return _show(services, account, user, response, "plan")
+
+    return idem.run(command, response, 200)
+
+
+@router.post("/{account_id}/close", response_model=AccountOut)
+def close_account(
+    account_id: UUID,
+    body: CloseAccount,
+    user: Manager,
+    ctx: Context,
+    services: ServicesDep,
+    expected: ExpectedVersion,
+    idem: IdempotencyDep,
+    response: Response,
+) -> Any:
+    """Close the account; afterwards it takes no command except erase."""
+
+    def command() -> AccountOut:
+        account = services.ledger.close_account(
+            account_id,
+            body.reason,
+            body.note,
+            ctx.when(body.occurred_at),
+            ctx.meta(body.reason),
+            expected,
+        )
+        return _show(services, account, user, response, "close")
+
+    return idem.run(command, response, 200)
+
+
+@router.post("/{account_id}/activities", response_model=AccountOut, status_code=201)
+def record_activity(
+    account_id: UUID,
+    body: ActivityIn,
+    user: Recorder,
+    ctx: Context,
+    services: ServicesDep,
+    expected: ExpectedVersion,
+    idem: IdempotencyDep,
+    response: Response,
+) -> Any:
+    """Record one service activity: purchase, refund, visit, inquiry, complaint, feedback."""
+
+    def command() -> AccountOut:
+        account = services.ledger.record_activity(
+            account_id,
+            to_activity(body),
+            ctx.when(body.occurred_at),
+            ctx.meta(body.reason),
+            expected,
+        )
+        return _show(services, account, user, response, "activity")
+
+    return idem.run(command, response, 201)
+
+
+@router.get("/{account_id}/history", response_model=HistoryOut)
+def history(account_id: UUID, user: Historian, services: ServicesDep) -> HistoryOut:
+    """Every event of the account with its metadata and hashes."""
+    events = services.ledger.history(account_id)
+    account = services.ledger.account(account_id)
+    return HistoryOut(account_id=account_id, events=history_out(services, account, events, user))
+
+
+@router.post("/{account_id}/erase", response_model=EraseOut)
+def erase(
+    account_id: UUID,
+    user: Eraser,
+    ctx: Context,
+    services: ServicesDep,
+    body: EraseAccount | None = None,
+) -> EraseOut:
+    """Erase the customer's personal data (crypto-shredding); the history stays."""
+    body = body or EraseAccount()
+    account, erased = services.ledger.erase(
+        account_id, body.reason, ctx.when(body.occurred_at), ctx.meta(body.reason)
+    )
+    return EraseOut(account_id=account_id, erased=erased, version=account.version)

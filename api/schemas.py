@@ -1,0 +1,240 @@
+"""Request and response bodies of the account routes.
+
+Requests are strict about shape and size (unknown fields are refused, strings
+have limits); the domain decides the rules that depend on configuration or
+state (segments, closed accounts, open inquiries).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from domain import activities as act
+
+Channel = Literal["store", "online", "app", "phone"]
+Short = Annotated[str, Field(min_length=1, max_length=100)]
+Text = Annotated[str, Field(max_length=1000)]
+Money = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=4, allow_inf_nan=False)]
+Cost = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4, allow_inf_nan=False)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+def _not_future(d: date) -> str:
+    if d > date.today():
+        raise ValueError("date_of_birth is in the future")
+    return d.isoformat()
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Customer(Strict):
+    """Personal fields of a customer; stored encrypted."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = (
+        None
+    )
+    phone: Annotated[str, Field(max_length=32, pattern=r"^\+?[0-9 ()-]{4,31}$")] | None = None
+    address: Annotated[str, Field(max_length=500)] | None = None
+    date_of_birth: Annotated[date, AfterValidator(_not_future)] | None = None
+    id_document: Annotated[str, Field(max_length=64)] | None = None
+
+    def fields(self) -> dict[str, str]:
+        """The given fields as strings, as the vault encrypts them."""
+        return {k: str(v) for k, v in self.model_dump(exclude_none=True).items()}
+
+
+class CustomerChanges(Customer):
+    """Some personal fields of a customer; at least one."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _some(self) -> CustomerChanges:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("give at least one customer field to change")
+        return self
+
+
+class Command(Strict):
+    """Fields every command may carry."""
+
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="business time; now when omitted"
+    )
+    reason: Text | None = None
+
+
+class OpenAccount(Command):
+    external_ref: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    segment: Short
+    service_plan: Short = "standard"
+    channel: Channel
+    customer: Customer
+
+
+class UpdateDetails(Command):
+    customer: CustomerChanges
+
+
+class ConfirmDetails(Command):
+    pass
+
+
+class ChangeSegment(Command):
+    segment: Short
+
+
+class ChangePlan(Command):
+    service_plan: Short
+
+
+class CloseAccount(Command):
+    reason: Literal["customer_request", "inactivity", "fraud", "deceased", "other"]  # type: ignore[assignment]
+    note: Text = ""
+
+
+class EraseAccount(Command):
+    reason: Literal["request", "retention"] = "request"  # type: ignore[assignment]
+
+
+class PurchaseIn(Command):
+    type: Literal["purchase"]
+    amount: Money
+    cost: Cost
+    currency: Currency
+    store: Short
+
+
+class RefundIn(Command):
+    type: Literal["refund"]
+    amount: Money
+    cost: Cost
+    currency: Currency
+    store: Short
+
+
+class VisitIn(Command):
+    type: Literal["visit"]
+    channel: Channel
+    location: Short
+
+
+class InquiryOpenedIn(Command):
+    type: Literal["inquiry_opened"]
+    inquiry_id: Short
+    channel: Channel
+    topic: Short
+
+
+class InquiryAnsweredIn(Command):
+    type: Literal["inquiry_answered"]
+    inquiry_id: Short
+    channel: Channel
+
+
+class ComplaintLodgedIn(Command):
+    type: Literal["complaint_lodged"]
+    complaint_id: Short
+    category: Short
+    severity: Literal["low", "medium", "high"]
+
+
+class ComplaintResolvedIn(Command):
+    type: Literal["complaint_resolved"]
+    complaint_id: Short
+    resolution: Text
+    satisfied: bool
+
+
+class FeedbackIn(Command):
+    type: Literal["feedback"]
+    score: Annotated[int, Field(ge=1, le=5, strict=True)]
+    comment: Text = ""
+
+
+ActivityIn = Annotated[
+    PurchaseIn
+    | RefundIn
+    | VisitIn
+    | InquiryOpenedIn
+    | InquiryAnsweredIn
+    | ComplaintLodgedIn
+    | ComplaintResolvedIn
+    | FeedbackIn,
+    Field(discriminator="type"),
+]
+
+
+def to_activity(body: BaseModel) -> act.Activity:
+    """The domain command value for an activity body."""
+    fields = body.model_dump(exclude={"type", "occurred_at", "reason"})
+    kind: str = getattr(body, "type")  # noqa: B009  (every member of ActivityIn has it)
+    return act.ACTIVITIES[kind](**fields)
+
+
+class AccountOut(BaseModel):
+    """An account as it stands (or stood, for as-of reads)."""
+
+    id: UUID
+    version: int
+    external_ref: str | None
+    status: Literal["open", "closed"]
+    segment: str
+    service_plan: str
+    channel: str
+    customer: dict[str, str] | None = Field(
+        description="personal fields; masked for roles that may only see them masked; "
+        "null once erased"
+    )
+    customer_masked: bool
+    personal_data_erased: bool
+    opened_at: datetime
+    closed_at: datetime | None
+    close_reason: str | None
+    details_current_at: datetime
+    last_activity_at: datetime
+    open_inquiries: list[str]
+    open_complaints: list[str]
+    recorded_at: datetime = Field(description="when the ledger recorded this version")
+
+
+class EventOut(BaseModel):
+    """One event of an account's history, with its metadata and hashes."""
+
+    version: int
+    type: str
+    occurred_at: datetime
+    recorded_at: datetime
+    metadata: dict[str, Any]
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class HistoryOut(BaseModel):
+    account_id: UUID
+    events: list[EventOut]
+
+
+class EraseOut(BaseModel):
+    account_id: UUID
+    erased: bool = Field(description="false when the data had been erased before")
+    version: int
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    events: int
+    accounts: int
+    broken_account_id: UUID | None = None
+    broken_version: int | None = None
+    broken_position: int | None = None
+    reason: str | None = None

@@ -1,0 +1,5 @@
+"""`python -m crmledger` runs the command line."""
+
+from crmledger.cli import app
+
+app()
