@@ -24,10 +24,10 @@ Cost = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4, allow_inf
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 
 
-def _not_future(d: date) -> str:
+def _not_future(d: date) -> date:
     if d > date.today():
         raise ValueError("date_of_birth is in the future")
-    return d.isoformat()
+    return d
 
 
 class Strict(BaseModel):
@@ -47,7 +47,7 @@ class Customer(Strict):
     id_document: Annotated[str, Field(max_length=64)] | None = None
 
     def fields(self) -> dict[str, str]:
-        """The given fields as strings, as the vault encrypts them."""
+        """The given fields as strings (dates in ISO form), as the vault encrypts them."""
         return {k: str(v) for k, v in self.model_dump(exclude_none=True).items()}
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from api.auth import Permission, Principal
 from api.schemas import AccountOut, EventOut
-from domain.account import PERSONAL_FIELDS, CustomerAccount
+from domain.account import CustomerAccount
 from domain.integrity import data_of
 from domain.ledger import AccountEvent
 from domain.privacy import mask_all
@@ -83,6 +83,5 @@ def history_out(
             )
         )
     if shown:
-        fields = [f for f in PERSONAL_FIELDS if f in shown]
-        services.access_log.record(user.sub, user.roles, account.id, "history", fields)
+        services.access_log.record(user.sub, user.roles, account.id, "history", shown)
     return out
