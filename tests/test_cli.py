@@ -1,0 +1,80 @@
+"""The command line against the real test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import jwt
+import pytest
+from typer.testing import CliRunner
+
+from crmledger.cli import app
+from infra.wiring import Services, bootstrap
+from tests.conftest import JWT_SECRET, drop_schema, make_settings
+
+
+@pytest.fixture(scope="module")
+def cli_env() -> Iterator[tuple[dict[str, str], Services]]:
+    """Environment variables for a CLI run, and the services over the same ledger."""
+    settings = make_settings()
+    services = bootstrap(settings)
+    assert settings.master_key is not None
+    env = {
+        "CRMLEDGER_DATABASE_URL": settings.database_url or "",
+        "CRMLEDGER_DATABASE_SCHEMA": settings.database_schema,
+        "CRMLEDGER_JWT_SECRET": JWT_SECRET,
+        "CRMLEDGER_MASTER_KEY": settings.master_key.get_secret_value(),
+    }
+    yield env, services
+    services.close()
+    drop_schema(settings.database_schema)
+
+
+def test_token_prints_a_token_signed_with_the_configured_secret(
+    cli_env: tuple[dict[str, str], Services],
+) -> None:
+    env, _ = cli_env
+    result = CliRunner().invoke(
+        app, ["token", "--role", "auditor", "--role", "admin", "--sub", "audrey"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    claims = jwt.decode(result.output.strip(), JWT_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "audrey" and claims["roles"] == ["auditor", "admin"]
+
+
+def test_token_refuses_an_unknown_role(cli_env: tuple[dict[str, str], Services]) -> None:
+    env, _ = cli_env
+    result = CliRunner().invoke(app, ["token", "--role", "janitor"], env=env)
+    assert result.exit_code == 2 and "unknown roles: janitor" in result.output
+
+
+def test_demo_then_erase_one_account(cli_env: tuple[dict[str, str], Services]) -> None:
+    env, services = cli_env
+    runner = CliRunner()
+    demo = runner.invoke(app, ["demo", "--customers", "5", "--days", "30"], env=env)
+    assert demo.exit_code == 0, demo.output
+    written = services.ledger.recorder.max_notification_id() or 0
+    assert written >= 5 and f"demo: {written} events written" in demo.output
+
+    (first,) = services.ledger.recorder.select_notifications(1, 1)
+    account_id = str(first.originator_id)
+    erased = runner.invoke(app, ["erase", account_id], env=env)
+    assert erased.exit_code == 0 and "erased the personal data" in erased.output
+    again = runner.invoke(app, ["erase", account_id], env=env)
+    assert again.exit_code == 0 and "erased before" in again.output
+    unknown = runner.invoke(app, ["erase", "00000000-0000-0000-0000-000000000000"], env=env)
+    assert unknown.exit_code == 2 and "no account" in unknown.output
+
+
+def test_python_dash_m_runs_the_command_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "crmledger", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert result.returncode == 0 and "verify" in result.stdout
