@@ -38,6 +38,8 @@ class Permission(StrEnum):
     READ_HISTORY = "read account history"
     AUDIT = "audit"
     ERASE = "erase personal data"
+    DATA_ACCESS_REQUEST = "answer a data access request"
+    OPERATE = "run operations"
 
 
 MATRIX: dict[Permission, frozenset[str]] = {
@@ -48,6 +50,8 @@ MATRIX: dict[Permission, frozenset[str]] = {
     Permission.READ_HISTORY: frozenset({"customer_service", "auditor", "admin"}),
     Permission.AUDIT: frozenset({"auditor", "admin"}),
     Permission.ERASE: frozenset({"admin"}),
+    Permission.DATA_ACCESS_REQUEST: frozenset({"admin"}),
+    Permission.OPERATE: frozenset({"admin"}),
 }
 
 

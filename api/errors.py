@@ -11,10 +11,10 @@ from starlette.exceptions import HTTPException
 
 from api.auth import Forbidden, Unauthenticated
 from domain.errors import (
-    AccountNotFound,
     ConflictingState,
     InvalidCommand,
     LedgerError,
+    NotFound,
     StaleVersion,
 )
 from infra.idempotency import KeyInFlight, KeyReused
@@ -23,7 +23,7 @@ PROBLEM = "application/problem+json"
 
 STATUS: dict[type[Exception], int] = {
     InvalidCommand: 422,
-    AccountNotFound: 404,
+    NotFound: 404,
     ConflictingState: 409,
     StaleVersion: 412,
     KeyReused: 422,

@@ -234,7 +234,78 @@ class VerifyOut(BaseModel):
     ok: bool
     events: int
     accounts: int
+    position: int | None = Field(default=None, description="last position verified")
+    digest: str | None = Field(default=None, description="ledger digest at that position")
+    digest_matches: bool | None = Field(
+        default=None, description="when a kept digest was given: whether it still holds"
+    )
     broken_account_id: UUID | None = None
     broken_version: int | None = None
     broken_position: int | None = None
     reason: str | None = None
+
+
+class AuditEventOut(BaseModel):
+    """One event of the global log, as an auditor sees it."""
+
+    position: int
+    account_id: UUID
+    version: int
+    type: str
+    occurred_at: datetime
+    recorded_at: datetime
+    metadata: dict[str, Any]
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditPageOut(BaseModel):
+    events: list[AuditEventOut]
+    next_after: int = Field(description="pass as `after` to read the next page")
+
+
+class DigestOut(BaseModel):
+    position: int = Field(description="the last event position the digest covers")
+    digest: str
+
+
+class AccessEntryOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    roles: list[str]
+    account_id: UUID
+    what: str
+    fields: list[str]
+
+
+class AccessLogOut(BaseModel):
+    entries: list[AccessEntryOut]
+    next_after: int
+
+
+class PersonalRecordOut(BaseModel):
+    """Personal fields as one event recorded them."""
+
+    version: int
+    type: str
+    occurred_at: datetime
+    recorded_at: datetime
+    fields: dict[str, str] | None = Field(description="null once the data was erased")
+
+
+class PersonalDataOut(BaseModel):
+    """Everything the ledger holds on one customer (a data access request)."""
+
+    account_id: UUID
+    external_ref: str | None
+    personal_data_erased: bool
+    current: dict[str, str] | None
+    records: list[PersonalRecordOut]
+
+
+class RetentionOut(BaseModel):
+    dry_run: bool
+    retention_days: int
+    erased: list[UUID] = Field(description="accounts erased, or that would be on a dry run")

@@ -8,13 +8,15 @@ values and no log entry (nothing personal was disclosed).
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from api.auth import Permission, Principal
-from api.schemas import AccountOut, EventOut
+from api.schemas import AccountOut, AuditEventOut, EventOut, PersonalDataOut, PersonalRecordOut
 from domain.account import CustomerAccount
 from domain.integrity import data_of
 from domain.ledger import AccountEvent
 from domain.privacy import mask_all
+from infra.audit_feed import FeedEvent
 from infra.wiring import Services
 
 
@@ -51,6 +53,18 @@ def account_out(
     )
 
 
+def _reveal(
+    services: Services, account_id: UUID, data: dict[str, Any], erased: bool = False
+) -> set[str]:
+    """Decrypt the personal fields in `data` in place; the names of the fields shown."""
+    cipher = data.get("customer")
+    if not isinstance(cipher, dict) or not cipher:
+        return set()
+    clear = None if erased else services.ledger.decrypt(account_id, cipher)
+    data["customer"] = clear
+    return set(clear or ())
+
+
 def history_out(
     services: Services, account: CustomerAccount, events: list[AccountEvent], user: Principal
 ) -> list[EventOut]:
@@ -64,12 +78,7 @@ def history_out(
     for event in events:
         state: dict[str, Any] = dict(vars(event))
         data = data_of(state)
-        cipher = data.get("customer")
-        if isinstance(cipher, dict) and cipher:
-            clear = None if account.erased else services.ledger.decrypt(account.id, cipher)
-            data["customer"] = clear
-            if clear:
-                shown.update(clear)
+        shown |= _reveal(services, account.id, data, account.erased)
         out.append(
             EventOut(
                 version=event.originator_version,
@@ -85,3 +94,67 @@ def history_out(
     if shown:
         services.access_log.record(user.sub, user.roles, account.id, "history", shown)
     return out
+
+
+def audit_events_out(
+    services: Services, events: list[FeedEvent], user: Principal
+) -> list[AuditEventOut]:
+    """A page of the global feed, decrypted for the auditor; one log entry per account."""
+    shown: dict[UUID, set[str]] = {}
+    out = []
+    for e in events:
+        data = data_of(e.state)
+        fields = _reveal(services, e.account_id, data)
+        if fields:
+            shown.setdefault(e.account_id, set()).update(fields)
+        out.append(
+            AuditEventOut(
+                position=e.position,
+                account_id=e.account_id,
+                version=e.version,
+                type=e.type,
+                occurred_at=e.state["occurred_at"],
+                recorded_at=e.state["timestamp"],
+                metadata=e.state["metadata"],
+                data=data,
+                prev_hash=e.state["prev_hash"],
+                hash=e.state["hash"],
+            )
+        )
+    for account_id, fields in shown.items():
+        services.access_log.record(user.sub, user.roles, account_id, "audit-feed", fields)
+    return out
+
+
+def personal_data_out(
+    services: Services, account: CustomerAccount, events: list[AccountEvent], user: Principal
+) -> PersonalDataOut:
+    """Every personal field held on the customer, now and in each event; logged."""
+    records = []
+    shown: set[str] = set()
+    for event in events:
+        state: dict[str, Any] = dict(vars(event))
+        data = data_of(state)
+        if not isinstance(data.get("customer"), dict) or not data["customer"]:
+            continue
+        shown |= _reveal(services, account.id, data, account.erased)
+        records.append(
+            PersonalRecordOut(
+                version=event.originator_version,
+                type=type(event).__name__,
+                occurred_at=state["occurred_at"],
+                recorded_at=state["timestamp"],
+                fields=data["customer"],
+            )
+        )
+    current = services.ledger.personal_data(account)
+    services.access_log.record(
+        user.sub, user.roles, account.id, "personal-data", shown | set(current or ())
+    )
+    return PersonalDataOut(
+        account_id=account.id,
+        external_ref=account.external_ref,
+        personal_data_erased=account.erased,
+        current=current,
+        records=records,
+    )

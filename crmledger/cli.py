@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
@@ -80,24 +81,113 @@ def token(
 @app.command()
 def verify(
     account_id: Annotated[UUID | None, typer.Option(help="verify this account only")] = None,
+    digest: Annotated[str | None, typer.Option(help="a ledger digest you kept")] = None,
+    position: Annotated[int | None, typer.Option(help="the position of that digest")] = None,
 ) -> None:
-    """Recompute every hash chain; exit 1 and name the first break if one is found."""
+    """Recompute every hash chain (and a kept digest); exit 1 on any break."""
+    if (digest is None) != (position is None):
+        err.print("give --digest and --position together")
+        raise typer.Exit(2)
     services = _services()
     try:
-        report = services.ledger.verify(account_id)
+        with console.status("verifying the ledger"):
+            report = services.ledger.verify(account_id, up_to=position)
     except LedgerError as e:
         err.print(e.detail)
         raise typer.Exit(2) from None
     finally:
         services.close()
+    failed = False
     if report.first_break is None:
         console.print(f"ok: {report.events} events in {report.accounts} accounts verified")
-        return
-    b = report.first_break
-    console.print(
-        f"BROKEN: account {b.account_id} version {b.version} (position {b.position}): {b.reason}"
-    )
-    raise typer.Exit(1)
+    else:
+        b = report.first_break
+        where = f"account {b.account_id} version {b.version} (position {b.position})"
+        console.print(f"BROKEN: {where}: {b.reason}")
+        failed = True
+    if digest is not None:
+        if report.digest == digest:
+            console.print(f"ok: the digest at position {report.position} still holds")
+        else:
+            console.print(
+                f"BROKEN: the history up to position {position} changed since the digest was taken"
+            )
+            failed = True
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("digest")
+def digest_command(
+    position: Annotated[int | None, typer.Option(help="digest at this past position")] = None,
+) -> None:
+    """Print the ledger digest (position and SHA-256): keep it to prove history later."""
+    services = _services()
+    try:
+        at, value = services.ledger.digest(position)
+    except LedgerError as e:
+        err.print(e.detail)
+        raise typer.Exit(2) from None
+    finally:
+        services.close()
+    print(f"{at} {value}")
+
+
+audit = typer.Typer(help="Auditor tools.", no_args_is_help=True)
+app.add_typer(audit, name="audit")
+
+
+@audit.command("export")
+def audit_export(
+    out: Annotated[Path, typer.Option(help="the JSON Lines file to write")],
+    after: Annotated[int, typer.Option(help="export events after this position")] = 0,
+    actor: Annotated[str, typer.Option(help="who exports, for the access log")] = "cli",
+) -> None:
+    """Stream the global event log, decrypted, to a JSON Lines file."""
+    from api.auth import Principal
+    from api.views import audit_events_out
+
+    services = _services()
+    user = Principal(actor, frozenset({"auditor"}), "audit")
+    written = 0
+    try:
+        last = services.ledger.recorder.max_notification_id() or 0
+        with out.open("w") as f, Progress(console=console, transient=True) as progress:
+            task = progress.add_task("exporting events", total=max(last - after, 0))
+            while True:
+                page = services.audit_feed.page(after, 1000)
+                for event in audit_events_out(services, page.events, user):
+                    f.write(event.model_dump_json() + "\n")
+                written += len(page.events)
+                progress.advance(task, page.next_after - after)
+                if page.next_after == after:
+                    break
+                after = page.next_after
+    finally:
+        services.close()
+    console.print(f"exported {written} events to {out} (up to position {after})")
+
+
+retention = typer.Typer(help="The retention job.", no_args_is_help=True)
+app.add_typer(retention, name="retention")
+
+
+@retention.command("run")
+def retention_run(
+    dry_run: Annotated[bool, typer.Option(help="list what would be erased, erase nothing")] = False,
+) -> None:
+    """Erase the personal data of accounts closed longer than CRMLEDGER_RETENTION_DAYS."""
+    services = _services()
+    days = services.settings.retention_days
+    meta = {"actor": "retention-job", "department": "admin", "reason": "retention", "source": "cli"}
+    try:
+        erased = services.ledger.erase_expired(days, datetime.now(UTC), meta, dry_run=dry_run)
+    finally:
+        services.close()
+    verb = "would erase" if dry_run else "erased"
+    console.print(f"retention ({days} days): {verb} {len(erased)} accounts")
+    for account_id in erased:
+        console.print(f"  {account_id}")
 
 
 @app.command()

@@ -23,10 +23,22 @@ class InvalidCommand(LedgerError):
     code = "invalid"
 
 
-class AccountNotFound(LedgerError):
+class NotFound(LedgerError):
+    """What the query names does not exist."""
+
+    code = "not_found"
+
+
+class AccountNotFound(NotFound):
     """No account has this id."""
 
     code = "unknown_account"
+
+
+class PositionNotFound(NotFound):
+    """No event is stored at this position of the ledger."""
+
+    code = "unknown_position"
 
 
 class ConflictingState(LedgerError):

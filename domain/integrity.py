@@ -103,15 +103,27 @@ class Break:
 
 @dataclass
 class VerifyReport:
-    """The outcome of a verification run."""
+    """The outcome of a verification run, with the ledger digest at its last position."""
 
     events: int = 0
     accounts: int = 0
     first_break: Break | None = None
+    position: int = 0
+    digest: str = GENESIS_HASH
 
     @property
     def ok(self) -> bool:
         return self.first_break is None
+
+
+def next_digest(digest: str, event_hash: str) -> str:
+    """The ledger digest after one more event: SHA-256 over the digest so far and its hash.
+
+    Chaining every event's stored hash in store order means an auditor who kept
+    (position, digest) can detect any rewrite, reordering or deletion up to that
+    position, even when the per-account hashes were recomputed to match.
+    """
+    return hashlib.sha256((digest + event_hash).encode()).hexdigest()
 
 
 class ChainVerifier:
@@ -128,6 +140,9 @@ class ChainVerifier:
     def check(self, record: StoredRecord) -> None:
         """Check one record; the first break found is kept in the report."""
         self.report.events += 1
+        stored_hash = record.state.get("hash") if record.state is not None else None
+        self.report.digest = next_digest(self.report.digest, str(stored_hash or ""))
+        self.report.position = record.position
         version, prev = self._heads.get(record.account_id, (0, GENESIS_HASH))
         reason = self._reason(record, version, prev)
         if reason is None and record.state is not None:

@@ -9,13 +9,14 @@ reach the aggregate; reading them back is a separate, explicit step
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.utils import get_topic
 
 from domain.account import (
     DEFAULT_SEGMENTS,
@@ -25,8 +26,14 @@ from domain.account import (
     event_type_of,
 )
 from domain.activities import Activity, apply_activity
-from domain.errors import AccountNotFound, ConflictingState, DuplicateAccount, StaleVersion
-from domain.integrity import ChainVerifier, StoredRecord, VerifyReport
+from domain.errors import (
+    AccountNotFound,
+    ConflictingState,
+    DuplicateAccount,
+    PositionNotFound,
+    StaleVersion,
+)
+from domain.integrity import GENESIS_HASH, ChainVerifier, StoredRecord, VerifyReport, next_digest
 from domain.privacy import PersonalDataVault
 
 AccountEvent = DomainEventProtocol[UUID]
@@ -194,6 +201,26 @@ class Ledger(Application[UUID]):
         )
         return erased, not account.erased
 
+    def erase_expired(
+        self, retention_days: int, now: datetime, meta: Metadata, *, dry_run: bool = False
+    ) -> list[UUID]:
+        """Erase (reason retention) every account closed more than `retention_days` ago.
+
+        Returns the accounts erased, or that would be with `dry_run`. Accounts
+        erased before are skipped, so running it twice does nothing the second time.
+        """
+        cutoff = now - timedelta(days=retention_days)
+        due = []
+        for account_id in self._closed_accounts():
+            account = self.account(account_id)
+            closed_at = account.closed_at
+            if account.erased or closed_at is None or closed_at > cutoff:
+                continue
+            due.append(account_id)
+            if not dry_run:
+                self.erase(account_id, "retention", now, meta)
+        return due
+
     # ---- queries --------------------------------------------------------------
 
     def account(
@@ -225,12 +252,31 @@ class Ledger(Application[UUID]):
         """Clear text of some ciphertext fields of the account, None once its key is gone."""
         return self.vault.decrypt(account_id, fields)
 
-    def verify(self, account_id: UUID | None = None, page: int = 5000) -> VerifyReport:
-        """Recompute the hash chains of one account or of the whole ledger."""
+    def verify(
+        self, account_id: UUID | None = None, *, up_to: int | None = None, page: int = 5000
+    ) -> VerifyReport:
+        """Recompute the hash chains of one account, or of the ledger up to a position.
+
+        For the whole ledger the report also carries the ledger digest at its
+        last position, for comparison with a digest an auditor kept.
+        """
+        if up_to is not None:
+            self._check_position(up_to)
         verifier = ChainVerifier()
-        for record in self._stored_records(account_id, page):
+        for record in self._stored_records(account_id, page, up_to):
             verifier.check(record)
         return verifier.finish()
+
+    def digest(self, up_to: int | None = None, page: int = 5000) -> tuple[int, str]:
+        """The ledger digest (position, digest) now, or at a position of the past."""
+        if up_to is not None:
+            self._check_position(up_to)
+        decode = self.mapper.transcoder.decode
+        position, digest = 0, GENESIS_HASH
+        for n in self._notifications(page, up_to):
+            state = _safe(decode, n.state) or {}
+            position, digest = n.id, next_digest(digest, str(state.get("hash") or ""))
+        return position, digest
 
     # ---- internals ------------------------------------------------------------
 
@@ -282,7 +328,34 @@ class Ledger(Application[UUID]):
             raise AccountNotFound(f"account {account_id} did not exist at {as_of.isoformat()}")
         return lo
 
-    def _stored_records(self, account_id: UUID | None, page: int) -> Iterator[StoredRecord]:
+    def _closed_accounts(self, page: int = 5000) -> Iterator[UUID]:
+        topic = get_topic(getattr(CustomerAccount, "AccountClosed"))  # noqa: B009  (made by @event)
+        start = 1
+        while True:
+            closed = self.recorder.select_notifications(start, page, topics=[topic])
+            for n in closed:
+                yield UUID(str(n.originator_id))
+            if len(closed) < page:
+                return
+            start = closed[-1].id + 1
+
+    def _check_position(self, position: int) -> None:
+        found = self.recorder.select_notifications(position, 1, stop=position)
+        if not found:
+            raise PositionNotFound(f"no event is stored at position {position}")
+
+    def _notifications(self, page: int, up_to: int | None) -> Iterator[Notification]:
+        start = 1
+        while True:
+            notifications = self.recorder.select_notifications(start, page, stop=up_to)
+            yield from notifications
+            if len(notifications) < page:
+                return
+            start = notifications[-1].id + 1
+
+    def _stored_records(
+        self, account_id: UUID | None, page: int, up_to: int | None = None
+    ) -> Iterator[StoredRecord]:
         decode = self.mapper.transcoder.decode
         if account_id is not None:
             stored = self.recorder.select_events(account_id)
@@ -297,20 +370,14 @@ class Ledger(Application[UUID]):
                     _safe(decode, s.state),
                 )
             return
-        start = 1
-        while True:
-            notifications = self.recorder.select_notifications(start, page)
-            for n in notifications:
-                yield StoredRecord(
-                    n.id,
-                    UUID(str(n.originator_id)),
-                    n.originator_version,
-                    event_type_of(n.topic),
-                    _safe(decode, n.state),
-                )
-            if len(notifications) < page:
-                return
-            start = notifications[-1].id + 1
+        for n in self._notifications(page, up_to):
+            yield StoredRecord(
+                n.id,
+                UUID(str(n.originator_id)),
+                n.originator_version,
+                event_type_of(n.topic),
+                _safe(decode, n.state),
+            )
 
 
 def _safe(decode: Callable[[bytes], Any], state: bytes) -> dict[str, Any] | None:

@@ -22,10 +22,11 @@ from api.schemas import (
     EraseOut,
     HistoryOut,
     OpenAccount,
+    PersonalDataOut,
     UpdateDetails,
     to_activity,
 )
-from api.views import account_out, history_out
+from api.views import account_out, history_out, personal_data_out
 from domain.account import CustomerAccount
 from infra.wiring import Services
 
@@ -36,6 +37,7 @@ Recorder = Annotated[Principal, require(Permission.RECORD_ACTIVITIES)]
 Reader = Annotated[Principal, require(Permission.READ_UNMASKED, Permission.READ_MASKED)]
 Historian = Annotated[Principal, require(Permission.READ_HISTORY)]
 Eraser = Annotated[Principal, require(Permission.ERASE)]
+PrivacyOfficer = Annotated[Principal, require(Permission.DATA_ACCESS_REQUEST)]
 
 
 def _show(
@@ -247,6 +249,14 @@ def history(account_id: UUID, user: Historian, services: ServicesDep) -> History
     events = services.ledger.history(account_id)
     account = services.ledger.account(account_id)
     return HistoryOut(account_id=account_id, events=history_out(services, account, events, user))
+
+
+@router.get("/{account_id}/personal-data", response_model=PersonalDataOut)
+def personal_data(account_id: UUID, user: PrivacyOfficer, services: ServicesDep) -> PersonalDataOut:
+    """Everything held on the customer, now and in each event (a data access request)."""
+    events = services.ledger.history(account_id)
+    account = services.ledger.account(account_id)
+    return personal_data_out(services, account, events, user)
 
 
 @router.post("/{account_id}/erase", response_model=EraseOut)
