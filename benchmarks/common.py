@@ -1,0 +1,104 @@
+"""Shared set-up for benchmarks: a throw-away ledger on a real PostgreSQL, and result files.
+
+Benchmarks run against CRMLEDGER_BENCH_DATABASE_URL (default: the machine's
+test server) in a schema of their own, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import platform
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from domain import activities as act
+from domain.account import CustomerAccount
+from domain.activities import apply_activity
+from domain.ledger import Ledger
+from infra.settings import Settings
+from infra.wiring import Services, bootstrap
+
+DATABASE_URL = os.environ.get(
+    "CRMLEDGER_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+RESULTS = Path(__file__).parent / "results"
+META = {"actor": "bench", "department": "customer_service", "source": "bench"}
+
+
+@contextmanager
+def bench_services() -> Iterator[Services]:
+    """Services over a fresh schema, dropped afterwards."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    settings = Settings(
+        database_url=DATABASE_URL,
+        database_schema=schema,
+        jwt_secret="bench-" + "s" * 40,
+        master_key=base64.b64encode(os.urandom(32)).decode(),
+        pool_size=8,
+    )  # type: ignore[call-arg]
+    services = bootstrap(settings)
+    try:
+        yield services
+    finally:
+        services.close()
+        with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE".encode())
+
+
+def open_account(ledger: Ledger, save: bool = True) -> CustomerAccount:
+    """A fresh account with encrypted personal data."""
+    account_id = uuid.uuid4()
+    account = CustomerAccount.open(
+        external_ref=None,
+        segment="gold",
+        service_plan="standard",
+        channel="store",
+        customer=ledger.vault.encrypt(account_id, {"name": "Bench Mark", "email": "b@example.com"}),
+        occurred_at=datetime.now(UTC),
+        metadata=META,
+        account_id=account_id,
+    )
+    if save:
+        ledger.save(account)
+    return account
+
+
+def add_visits(account: CustomerAccount, n: int) -> None:
+    """Append `n` visits to the account, unsaved."""
+    now = datetime.now(UTC)
+    visit = act.Visit("store", "central")
+    for _ in range(n):
+        apply_activity(account, visit, now, META)
+
+
+def write_result(name: str, figures: dict[str, Any]) -> Path:
+    """Print the figures and write them as JSON to benchmarks/results/<name>.json."""
+    RESULTS.mkdir(exist_ok=True)
+    record = {
+        "benchmark": name,
+        "at": datetime.now(UTC).isoformat(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "figures": figures,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2))
+    width = max(len(k) for k in figures)
+    print(f"== {name}")
+    for key, value in figures.items():
+        shown = (
+            f"{value:,.1f}"
+            if isinstance(value, float)
+            else f"{value:,}"
+            if isinstance(value, int)
+            else value
+        )
+        print(f"  {key:<{width}}  {shown}")
+    return path
