@@ -10,6 +10,7 @@ from domain.ledger import Ledger
 from infra.access_log import AccessLog
 from infra.database import database_url, event_store_env, open_pool
 from infra.idempotency import IdempotencyStore
+from infra.inbound_receipts import RECORDER_ENV
 from infra.keys import PostgresKeyVault
 from infra.schema import create_tables
 from infra.secrets import jwt_secret, master_key
@@ -44,7 +45,10 @@ def bootstrap(settings: Settings | None = None) -> Services:
     create_tables(pool, settings.database_schema)
     vault = PostgresKeyVault(pool, master_key(settings))
     ledger = Ledger(
-        event_store_env(url, settings), vault=vault, segments=frozenset(settings.segments)
+        # The recorder also writes inbound Kafka receipts in the events' transaction.
+        {**event_store_env(url, settings), **RECORDER_ENV},
+        vault=vault,
+        segments=frozenset(settings.segments),
     )
     return Services(
         settings=settings,
