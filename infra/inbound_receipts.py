@@ -1,0 +1,248 @@
+"""Receipts of inbound Kafka messages, written in the same transaction as their events.
+
+An inbound message is applied exactly once when three things commit together or
+not at all: the events its command produced, the consumed (topic, partition,
+offset), and its CloudEvent (source, id). eventsourcing's `Application.save`
+opens its own transaction and takes no outside one, and the Ledger's verbs call
+`save` themselves, so the receipt rides along another way:
+
+- `LedgerRecorder` is the Ledger's application recorder (wired through
+  APPLICATION_RECORDER_TOPIC in infra/wiring.py). eventsourcing calls its
+  `_insert_events(curs, ...)` hook inside the insert transaction, on the same
+  cursor, just before the event table is locked and the events are inserted.
+- While a consumer thread is inside `recording(receipt)`, the hook writes the
+  receipt on that cursor. Outside such a block (API requests, other threads)
+  the hook does nothing: the receipt lives in a ContextVar, so it belongs to
+  the thread that set it and never leaks into another request's save.
+
+The two inserts are guarded, so a redelivered message cannot apply twice even
+when two consumers briefly hold the same partition during a rebalance:
+
+- the offset row moves only forward (`next_offset <= offset` of this message);
+- the (source, id) row must be new.
+
+Offsets are kept per broker cluster id: an embedded broker starts empty with a
+fresh cluster id, and its offsets start again at 0. CloudEvent ids are kept
+across clusters, so an event published again to a new broker is still a
+duplicate.
+
+When either guard finds the message applied already, the hook raises
+`AlreadyApplied`; the transaction rolls back, no event is stored, and the
+consumer counts the message as a duplicate. This is the eventsourcing tracking
+pattern (a position written with the events it caused), with Kafka offsets for
+positions: eventsourcing's own `Tracking` takes one integer per application
+name, while a consumer needs an offset per partition and a set of event ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+from psycopg_pool import ConnectionPool
+
+# Merge into the Ledger's eventsourcing env so its recorder writes receipts.
+RECORDER_ENV = {"APPLICATION_RECORDER_TOPIC": "infra.inbound_receipts:LedgerRecorder"}
+
+_CREATE_OFFSETS = """
+CREATE TABLE IF NOT EXISTS {schema}.inbound_offsets (
+    cluster_id text NOT NULL,
+    consumer_group text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    next_offset bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (cluster_id, consumer_group, topic, partition)
+)
+"""
+
+_CREATE_APPLIED = """
+CREATE TABLE IF NOT EXISTS {schema}.inbound_applied (
+    source text NOT NULL,
+    event_id text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    kafka_offset bigint NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, event_id)
+)
+"""
+
+# Moves the partition's offset past this message, unless it is past it already.
+_CLAIM_OFFSET = """
+INSERT INTO {schema}.inbound_offsets AS o
+    (cluster_id, consumer_group, topic, partition, next_offset)
+VALUES (%(cluster)s, %(group)s, %(topic)s, %(partition)s, %(offset)s + 1)
+ON CONFLICT (cluster_id, consumer_group, topic, partition) DO UPDATE
+    SET next_offset = EXCLUDED.next_offset, updated_at = now()
+    WHERE o.next_offset <= %(offset)s
+RETURNING 1
+"""
+
+_CLAIM_EVENT = """
+INSERT INTO {schema}.inbound_applied (source, event_id, topic, partition, kafka_offset)
+VALUES (%(source)s, %(event_id)s, %(topic)s, %(partition)s, %(offset)s)
+ON CONFLICT DO NOTHING
+RETURNING 1
+"""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One consumed message: where it was read, and which CloudEvent it carried."""
+
+    cluster_id: str
+    consumer_group: str
+    topic: str
+    partition: int
+    offset: int
+    source: str
+    event_id: str
+
+
+class AlreadyApplied(Exception):
+    """The message's offset or CloudEvent id was applied before; nothing was stored."""
+
+
+@dataclass
+class _Slot:
+    receipt: Receipt
+    recorded: bool = False
+
+
+_slot: ContextVar[_Slot | None] = ContextVar("inbound_receipt", default=None)
+
+
+@contextmanager
+def recording(receipt: Receipt) -> Iterator[None]:
+    """Within this block, the ledger's next save also records `receipt`, atomically.
+
+    One receipt covers one save: a second save in the same block is refused,
+    because it would be a second transaction the receipt cannot be part of.
+    """
+    token = _slot.set(_Slot(receipt))
+    try:
+        yield
+    finally:
+        _slot.reset(token)
+
+
+class LedgerRecorder(PostgresApplicationRecorder):
+    """The Ledger's recorder: eventsourcing's, plus inbound receipts in the same transaction."""
+
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(self.datastore.schema)
+        self.sql_create_statements.append(SQL(_CREATE_OFFSETS).format(schema=schema))
+        self.sql_create_statements.append(SQL(_CREATE_APPLIED).format(schema=schema))
+        self._claim_offset = SQL(_CLAIM_OFFSET).format(schema=schema)
+        self._claim_event = SQL(_CLAIM_EVENT).format(schema=schema)
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        slot = _slot.get()
+        if slot is not None:
+            if slot.recorded:
+                raise RuntimeError("one inbound receipt can cover only one save")
+            if self.datastore.enable_db_functions:
+                # That path inserts through a database function and skips the hook.
+                raise RuntimeError("inbound receipts need POSTGRES_ENABLE_DB_FUNCTIONS off")
+        ids = super().insert_events(stored_events, **kwargs)
+        if slot is not None:
+            # Only after the commit: eventsourcing retries a failed transaction,
+            # and each attempt must write the receipt again.
+            slot.recorded = True
+        return ids
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        slot = _slot.get()
+        if slot is not None:
+            r = slot.receipt
+            params = {
+                "cluster": r.cluster_id,
+                "group": r.consumer_group,
+                "topic": r.topic,
+                "partition": r.partition,
+                "offset": r.offset,
+                "source": r.source,
+                "event_id": r.event_id,
+            }
+            curs.execute(self._claim_offset, params, prepare=True)
+            if curs.fetchone() is None:
+                raise AlreadyApplied(f"{r.topic}[{r.partition}]@{r.offset} was applied before")
+            curs.execute(self._claim_event, params, prepare=True)
+            if curs.fetchone() is None:
+                raise AlreadyApplied(f"CloudEvent {r.source} {r.event_id} was applied before")
+        super()._insert_events(curs, stored_events, **kwargs)
+
+
+# ---- the consumer's side: reading and advancing positions ------------------------
+
+
+def stored_offsets(
+    pool: ConnectionPool, cluster_id: str, consumer_group: str, topic: str
+) -> dict[int, int]:
+    """The next offset to consume of each partition of `topic` the group has stored."""
+    with pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT partition, next_offset FROM inbound_offsets"
+            " WHERE cluster_id = %s AND consumer_group = %s AND topic = %s",
+            (cluster_id, consumer_group, topic),
+        ).fetchall()
+    return {int(p): int(o) for p, o in rows}
+
+
+def advance_offsets(
+    pool: ConnectionPool,
+    cluster_id: str,
+    consumer_group: str,
+    next_offsets: Mapping[tuple[str, int], int],
+) -> None:
+    """Move stored offsets forward (never back) past messages that stored no events.
+
+    Dead letters and duplicates write no events, so no receipt moved the offset
+    for them; without this a restart would dead-letter them a second time.
+    """
+    if not next_offsets:
+        return
+    with pool.connection() as conn:
+        conn.cursor().executemany(
+            "INSERT INTO inbound_offsets AS o"
+            " (cluster_id, consumer_group, topic, partition, next_offset)"
+            " VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (cluster_id, consumer_group, topic, partition) DO UPDATE"
+            " SET next_offset = EXCLUDED.next_offset, updated_at = now()"
+            " WHERE o.next_offset < EXCLUDED.next_offset",
+            [(cluster_id, consumer_group, t, p, o) for (t, p), o in next_offsets.items()],
+        )
+
+
+def applied_events(pool: ConnectionPool, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (source, CloudEvent id) pairs were applied already."""
+    sources, ids = [], []
+    for source, event_id in keys:
+        sources.append(source)
+        ids.append(event_id)
+    if not ids:
+        return set()
+    with pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT a.source, a.event_id FROM inbound_applied a"
+            " JOIN unnest(%s::text[], %s::text[]) AS k(source, event_id)"
+            " USING (source, event_id)",
+            (sources, ids),
+        ).fetchall()
+    return {(str(s), str(i)) for s, i in rows}

@@ -1,0 +1,231 @@
+"""The relay (transactional outbox): the event store's notification log, published to Kafka.
+
+Nothing writes to Kafka inside a request. The relay reads the Ledger's ordered
+notification log after its stored position, publishes each event as a
+CloudEvent (infra/outbound_events.py) to crmledger.account-events keyed by
+account id, and stores the new position only after the broker acknowledged the
+whole batch. The order of a checkpoint: send the batch, flush the producer,
+check every send succeeded, then store the position.
+
+Delivery is at least once: a crash between the acknowledgement and the position
+update republishes that batch. Each message's `id` is stable (uuid5 of account
+id and version) and its `accountversion` is given, so consumers skip what they
+have seen. Per-account order holds: the key keeps an account on one partition,
+and the idempotent producer keeps a partition's order through retries.
+
+Following new events: the relay LISTENs on the channel eventsourcing's
+PostgreSQL recorder NOTIFYs in every insert transaction (delivered at commit),
+so a new event is published within moments of its commit; with no
+notification it looks again every few seconds anyway.
+
+The stored position belongs to a broker cluster. When the cluster id differs
+from the one stored with the position, the relay republishes from the start.
+The embedded broker keeps its data in memory and gets a fresh cluster id at each
+start (infra/broker.py), so after a restart it is filled again from the event
+store, which is what the design asks of embedded mode; a relay restarted while
+the same embedded broker runs resumes where it stopped instead.
+
+One relay publishes at a time: it holds a PostgreSQL advisory lock for its
+schema and topic; a second relay waits as a standby until the lock frees.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from kafka import KafkaProducer
+from psycopg.sql import SQL, Identifier
+from psycopg_pool import ConnectionPool
+
+from infra.broker import cluster_id, kafka_bootstrap
+from infra.outbound_events import encode, outbound_event
+from infra.topics import ACCOUNT_EVENTS, CLOUDEVENTS_JSON
+from infra.wiring import Services
+from infra.worker import Worker
+
+log = logging.getLogger(__name__)
+
+HEADERS = [("content-type", CLOUDEVENTS_JSON)]
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS relay_positions (
+    topic text PRIMARY KEY,
+    cluster_id text NOT NULL,
+    position bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+class Relay:
+    """Publishes the notification log after the stored position; `run` follows it."""
+
+    def __init__(
+        self,
+        services: Services,
+        bootstrap: str,
+        *,
+        topic: str = ACCOUNT_EVENTS,
+        batch_size: int = 1000,
+        idle_recheck: float = 5.0,
+    ) -> None:
+        self._services = services
+        self._ledger = services.ledger
+        self._pool = services.pool
+        self.topic = topic
+        self._batch_size = batch_size
+        self._idle_recheck = idle_recheck
+        self.cluster_id = cluster_id(bootstrap)
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id="crmledger-relay",
+            # Explicit, so a conflicting setting raises instead of silently
+            # turning idempotence off.
+            enable_idempotence=True,
+            acks="all",
+            batch_size=256 * 1024,
+            linger_ms=5,
+        )
+        self.position: int | None = None  # loaded on first use, after the lock
+        self.published = 0
+        create_relay_table(self._pool)
+
+    # ---- catching up ------------------------------------------------------------
+
+    def publish_pending(self, stop: threading.Event | None = None) -> int:
+        """Publish everything after the stored position; return how many were published."""
+        if self.position is None:
+            self.position = self._load_position()
+        decode = self._ledger.mapper.transcoder.decode
+        total = 0
+        while stop is None or not stop.is_set():
+            notifications = self._ledger.recorder.select_notifications(
+                self.position, self._batch_size, inclusive_of_start=False
+            )
+            if not notifications:
+                break
+            futures = [
+                self._producer.send(
+                    self.topic,
+                    value=encode(outbound_event(n, decode(n.state))),
+                    key=str(n.originator_id).encode(),
+                    headers=HEADERS,
+                )
+                for n in notifications
+            ]
+            self._producer.flush()
+            for future in futures:
+                future.get(timeout=0)  # raises the error of a send that failed
+            self._save_position(notifications[-1].id)
+            total += len(notifications)
+            self.published += len(notifications)
+            if len(notifications) < self._batch_size:
+                break
+        return total
+
+    # ---- following ----------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Publish, then wait for new events and publish them, until `stop` is set."""
+        schema = self._services.settings.database_schema
+        with psycopg.connect(self._services.database_url, autocommit=True) as conn:
+            if not self._wait_for_lock(conn, f"crmledger-relay:{schema}:{self.topic}", stop):
+                return
+            channel = self._ledger.recorder.channel_name
+            # LISTEN before reading, so no commit falls between the read and the wait.
+            conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
+            self.position = self._load_position()
+            while not stop.is_set():
+                self.publish_pending(stop)
+                self._wait_for_news(conn, stop)
+
+    def close(self) -> None:
+        """Flush what was sent and close the producer."""
+        self._producer.close(timeout=10)
+
+    def _wait_for_news(self, conn: psycopg.Connection[Any], stop: threading.Event) -> None:
+        deadline = time.monotonic() + self._idle_recheck
+        while not stop.is_set() and time.monotonic() < deadline:
+            # Short waits so a stop is seen quickly; no query runs meanwhile.
+            for _ in conn.notifies(timeout=0.2, stop_after=1):
+                return
+
+    @staticmethod
+    def _wait_for_lock(conn: psycopg.Connection[Any], name: str, stop: threading.Event) -> bool:
+        while not stop.is_set():
+            row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (name,)).fetchone()
+            if row and row[0]:
+                return True
+            log.info("another relay publishes %s; standing by", name)
+            stop.wait(2.0)
+        return False
+
+    # ---- the stored position ---------------------------------------------------------
+
+    def _load_position(self) -> int:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT cluster_id, position FROM relay_positions WHERE topic = %s FOR UPDATE",
+                (self.topic,),
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO relay_positions (topic, cluster_id, position) VALUES (%s, %s, 0)"
+                    " ON CONFLICT (topic) DO NOTHING",
+                    (self.topic, self.cluster_id),
+                )
+                return 0
+            stored_cluster, position = row
+            if stored_cluster != self.cluster_id:
+                log.warning(
+                    "Kafka cluster %s is not %s, where %s was published up to %d;"
+                    " republishing from the start",
+                    self.cluster_id,
+                    stored_cluster,
+                    self.topic,
+                    position,
+                )
+                conn.execute(
+                    "UPDATE relay_positions SET cluster_id = %s, position = 0, updated_at = now()"
+                    " WHERE topic = %s",
+                    (self.cluster_id, self.topic),
+                )
+                return 0
+            return int(position)
+
+    def _save_position(self, position: int) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE relay_positions SET position = %s, updated_at = now() WHERE topic = %s",
+                (position, self.topic),
+            )
+        self.position = position
+
+
+def create_relay_table(pool: ConnectionPool) -> None:
+    """Create the relay's position table if missing (in the pool's schema)."""
+    with pool.connection() as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('crmledger-ddl'))")
+        conn.execute(_DDL)
+
+
+def relay_position(services: Services, topic: str = ACCOUNT_EVENTS) -> int | None:
+    """How far the relay has published `topic`, or None before its first run."""
+    create_relay_table(services.pool)
+    with services.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT position FROM relay_positions WHERE topic = %s", (topic,)
+        ).fetchone()
+    return int(row[0]) if row else None
+
+
+def start_relay(services: Services, bootstrap: str | None = None) -> Worker:
+    """Run the relay in a background thread (restarted after failures); stop it with `.stop()`."""
+    address = bootstrap or kafka_bootstrap(services.settings)
+    factory: Callable[[], Relay] = lambda: Relay(services, address)  # noqa: E731
+    return Worker("crmledger-relay", factory).start()
