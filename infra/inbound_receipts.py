@@ -10,25 +10,29 @@ opens its own transaction and takes no outside one, and the Ledger's verbs call
   APPLICATION_RECORDER_TOPIC in infra/wiring.py). eventsourcing calls its
   `_insert_events(curs, ...)` hook inside the insert transaction, on the same
   cursor, just before the event table is locked and the events are inserted.
-- While a consumer thread is inside `recording(receipt)`, the hook writes the
-  receipt on that cursor. Outside such a block (API requests, other threads)
-  the hook does nothing: the receipt lives in a ContextVar, so it belongs to
-  the thread that set it and never leaks into another request's save.
+- While a consumer thread is inside `recording(*receipts)`, the hook writes
+  the receipts on that cursor: one message's, or a whole batch's when the
+  consumer saves several accounts in one go. Outside such a block (API
+  requests, other threads) the hook does nothing: the receipts live in a
+  ContextVar, so they belong to the thread that set them and never leak into
+  another request's save.
 
-The two inserts are guarded, so a redelivered message cannot apply twice even
+The inserts are guarded, so a redelivered message cannot apply twice even
 when two consumers briefly hold the same partition during a rebalance:
 
-- the offset row moves only forward (`next_offset <= offset` of this message);
-- the (source, id) row must be new.
+- a partition's offset row moves only forward: it must not be past the first
+  message of the save;
+- every (source, id) row must be new.
 
 Offsets are kept per broker cluster id: an embedded broker starts empty with a
 fresh cluster id, and its offsets start again at 0. CloudEvent ids are kept
 across clusters, so an event published again to a new broker is still a
 duplicate.
 
-When either guard finds the message applied already, the hook raises
-`AlreadyApplied`; the transaction rolls back, no event is stored, and the
-consumer counts the message as a duplicate. This is the eventsourcing tracking
+When a guard finds a message applied already, the hook raises
+`AlreadyApplied`; the transaction rolls back and no event is stored. The
+consumer then counts the message as a duplicate (or, for a batch, applies its
+messages one by one to find which). This is the eventsourcing tracking
 pattern (a position written with the events it caused), with Kafka offsets for
 positions: eventsourcing's own `Tracking` takes one integer per application
 name, while a consumer needs an offset per partition and a set of event ids.
@@ -76,20 +80,21 @@ CREATE TABLE IF NOT EXISTS {schema}.inbound_applied (
 )
 """
 
-# Moves the partition's offset past this message, unless it is past it already.
-_CLAIM_OFFSET = """
+# Moves the partition's offset past the last of these messages, unless it is
+# past the first of them already.
+_CLAIM_OFFSETS = """
 INSERT INTO {schema}.inbound_offsets AS o
     (cluster_id, consumer_group, topic, partition, next_offset)
-VALUES (%(cluster)s, %(group)s, %(topic)s, %(partition)s, %(offset)s + 1)
+VALUES (%(cluster)s, %(group)s, %(topic)s, %(partition)s, %(last)s + 1)
 ON CONFLICT (cluster_id, consumer_group, topic, partition) DO UPDATE
     SET next_offset = EXCLUDED.next_offset, updated_at = now()
-    WHERE o.next_offset <= %(offset)s
+    WHERE o.next_offset <= %(first)s
 RETURNING 1
 """
 
-_CLAIM_EVENT = """
+_CLAIM_EVENTS = """
 INSERT INTO {schema}.inbound_applied (source, event_id, topic, partition, kafka_offset)
-VALUES (%(source)s, %(event_id)s, %(topic)s, %(partition)s, %(offset)s)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::bigint[])
 ON CONFLICT DO NOTHING
 RETURNING 1
 """
@@ -114,21 +119,25 @@ class AlreadyApplied(Exception):
 
 @dataclass
 class _Slot:
-    receipt: Receipt
+    receipts: tuple[Receipt, ...]
     recorded: bool = False
 
 
-_slot: ContextVar[_Slot | None] = ContextVar("inbound_receipt", default=None)
+_slot: ContextVar[_Slot | None] = ContextVar("inbound_receipts", default=None)
 
 
 @contextmanager
-def recording(receipt: Receipt) -> Iterator[None]:
-    """Within this block, the ledger's next save also records `receipt`, atomically.
+def recording(*receipts: Receipt) -> Iterator[None]:
+    """Within this block, the ledger's next save also records `receipts`, atomically.
 
-    One receipt covers one save: a second save in the same block is refused,
-    because it would be a second transaction the receipt cannot be part of.
+    One block covers one save: a second save in the same block is refused,
+    because it would be a second transaction the receipts cannot be part of.
+    Several receipts of one partition must be of consecutive messages, but for
+    dead letters and duplicates between them: the stored offset jumps past all.
     """
-    token = _slot.set(_Slot(receipt))
+    if not receipts:
+        raise ValueError("recording needs at least one receipt")
+    token = _slot.set(_Slot(receipts))
     try:
         yield
     finally:
@@ -145,8 +154,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
         schema = Identifier(self.datastore.schema)
         self.sql_create_statements.append(SQL(_CREATE_OFFSETS).format(schema=schema))
         self.sql_create_statements.append(SQL(_CREATE_APPLIED).format(schema=schema))
-        self._claim_offset = SQL(_CLAIM_OFFSET).format(schema=schema)
-        self._claim_event = SQL(_CLAIM_EVENT).format(schema=schema)
+        self._claim_offsets = SQL(_CLAIM_OFFSETS).format(schema=schema)
+        self._claim_events = SQL(_CLAIM_EVENTS).format(schema=schema)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -170,23 +179,37 @@ class LedgerRecorder(PostgresApplicationRecorder):
     ) -> None:
         slot = _slot.get()
         if slot is not None:
-            r = slot.receipt
-            params = {
-                "cluster": r.cluster_id,
-                "group": r.consumer_group,
-                "topic": r.topic,
-                "partition": r.partition,
-                "offset": r.offset,
-                "source": r.source,
-                "event_id": r.event_id,
-            }
-            curs.execute(self._claim_offset, params, prepare=True)
-            if curs.fetchone() is None:
-                raise AlreadyApplied(f"{r.topic}[{r.partition}]@{r.offset} was applied before")
-            curs.execute(self._claim_event, params, prepare=True)
-            if curs.fetchone() is None:
-                raise AlreadyApplied(f"CloudEvent {r.source} {r.event_id} was applied before")
+            self._claim(curs, slot.receipts)
         super()._insert_events(curs, stored_events, **kwargs)
+
+    def _claim(self, curs: Cursor[DictRow], receipts: Sequence[Receipt]) -> None:
+        spans: dict[tuple[str, str, str, int], tuple[int, int]] = {}
+        for r in receipts:
+            key = (r.cluster_id, r.consumer_group, r.topic, r.partition)
+            first, last = spans.get(key, (r.offset, r.offset))
+            spans[key] = (min(first, r.offset), max(last, r.offset))
+        for (cluster, group, topic, partition), (first, last) in spans.items():
+            params = {
+                "cluster": cluster,
+                "group": group,
+                "topic": topic,
+                "partition": partition,
+                "first": first,
+                "last": last,
+            }
+            curs.execute(self._claim_offsets, params, prepare=True)
+            if curs.fetchone() is None:
+                raise AlreadyApplied(f"{topic}[{partition}]@{first} was applied before")
+        columns = (
+            [r.source for r in receipts],
+            [r.event_id for r in receipts],
+            [r.topic for r in receipts],
+            [r.partition for r in receipts],
+            [r.offset for r in receipts],
+        )
+        curs.execute(self._claim_events, columns, prepare=True)
+        if len(curs.fetchall()) != len(receipts):
+            raise AlreadyApplied("a CloudEvent of these messages was applied before")
 
 
 # ---- the consumer's side: reading and advancing positions ------------------------

@@ -184,4 +184,3 @@ def wait_until(check: Callable[[], bool], timeout: float = 15.0, every: float = 
             return
         time.sleep(every)
     raise AssertionError(f"not true within {timeout}s: {check}")
-

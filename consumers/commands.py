@@ -1,0 +1,122 @@
+"""Inbound events as Ledger commands: one at a time, or activities in a batch.
+
+Openings, detail updates and closings go through the Ledger's verbs, one
+transaction each (the verbs encrypt, check for duplicates and retry on their
+own). Activities, most of the traffic, are applied in memory to accounts loaded
+once per batch and saved together: one transaction for the batch, with every
+message's receipt in it. A refused activity raises before it changes the
+account (the aggregate checks its rules first), so it is split out and the rest
+of the batch stays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from consumers.messages import (
+    AccountClosed,
+    AccountOpened,
+    Activity,
+    DetailsUpdated,
+    InboundEvent,
+    activity_fields,
+)
+from domain.account import CustomerAccount
+from domain.activities import ACTIVITIES, apply_activity
+from domain.ledger import Ledger
+from infra.inbound_receipts import Receipt, recording
+
+ACTIVITY_TYPES = frozenset(ACTIVITIES)
+
+
+def event_metadata(event: InboundEvent) -> dict[str, Any]:
+    """The metadata every event applied from this message carries."""
+    return {
+        "actor": event.source,
+        "department": event.extension("department"),
+        "reason": event.extension("reason"),
+        "correlation_id": event.extension("correlationid") or event.id,
+        "causation_id": event.id,
+        "source": f"kafka:{event.source}",
+    }
+
+
+def apply_event(ledger: Ledger, event: InboundEvent, receipt: Receipt) -> None:
+    """Apply one inbound event with its receipt, in one transaction.
+
+    Raises AlreadyApplied when the receipt shows it was applied before, and the
+    domain's error when the ledger refuses it.
+    """
+    meta = event_metadata(event)
+    with recording(receipt):
+        match event:
+            case AccountOpened():
+                ref = event.opening_ref
+                ledger.open_account(
+                    external_ref=ref,
+                    segment=event.data.segment,
+                    service_plan=event.data.service_plan,
+                    channel=event.data.channel,
+                    customer=event.data.customer.fields(),
+                    occurred_at=event.time,
+                    meta=meta,
+                    account_id=None if ref else event.account_id,
+                )
+            case DetailsUpdated():
+                ledger.update_details(
+                    event.account_id, event.data.customer.fields(), event.time, meta
+                )
+            case AccountClosed():
+                ledger.close_account(
+                    event.account_id, event.data.reason, event.data.note, event.time, meta
+                )
+            case _:
+                activity = ACTIVITIES[event.type](**activity_fields(event))
+                ledger.record_activity(event.account_id, activity, event.time, meta)
+
+
+@dataclass
+class ActivityBatch:
+    """Activities applied to in-memory accounts, to be saved in one transaction."""
+
+    ledger: Ledger
+    accounts: dict[UUID, CustomerAccount] = field(default_factory=dict)
+    items: list[tuple[Any, Activity, Receipt]] = field(default_factory=list)
+    keys: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, record: Any, event: Activity, receipt: Receipt) -> None:
+        """Apply the activity to its account in memory.
+
+        A domain refusal (LedgerError) leaves the batch as it was. Any other
+        error may have left an account half changed: the caller must drop the
+        batch (`take`) and apply its messages one by one.
+        """
+        account = self.accounts.get(event.account_id)
+        if account is None:
+            account = self.ledger.account(event.account_id)
+        activity = ACTIVITIES[event.type](**activity_fields(event))
+        apply_activity(account, activity, event.time, event_metadata(event))
+        self.accounts[account.id] = account
+        self.items.append((record, event, receipt))
+        self.keys.add((event.source, event.id))
+
+    def save(self) -> None:
+        """Save every changed account and every receipt in one transaction.
+
+        Raises AlreadyApplied, or eventsourcing's IntegrityError when another
+        writer changed one of the accounts meanwhile; either way nothing was
+        stored, and the caller applies the messages one by one.
+        """
+        with recording(*(receipt for _, _, receipt in self.items)):
+            self.ledger.save(*self.accounts.values())
+
+    def take(self) -> list[tuple[Any, Activity, Receipt]]:
+        """Empty the batch; returns its messages, in order."""
+        items = self.items
+        self.accounts, self.items, self.keys = {}, [], set()
+        return items
+
+    def __len__(self) -> int:
+        return len(self.items)

@@ -1,0 +1,330 @@
+"""The ingest consumer: crmledger.integration-events applied to the ledger, exactly once.
+
+Each message is decoded (consumers/messages.py) and applied as a Ledger command
+(consumers/commands.py) together with a receipt of its (topic, partition,
+offset) and its CloudEvent (source, id), in the same PostgreSQL transaction as
+the events it produced (infra/inbound_receipts.py explains how). So the
+database, not Kafka, knows how far each partition was applied:
+
+- on assignment (start, rebalance) the consumer seeks each partition to the
+  offset stored in PostgreSQL; Kafka's committed offset is only used for a
+  partition the database has never seen;
+- a message redelivered after a crash between the database commit and the
+  Kafka offset commit is therefore not read again, and were it read (a zombie
+  consumer during a rebalance, a publisher that sent an event twice) the
+  receipt's guards refuse it and it counts as a duplicate.
+
+Transactions: activities of a poll batch are saved together, one transaction
+for all of them; openings, updates and closings take one transaction each (the
+activities collected before one are saved first, so each account's order
+holds). A message the ledger refuses is split out of the batch; when the batch
+save itself fails (another writer changed an account meanwhile), its messages
+are applied one by one.
+
+A message that fails through its own fault goes to the dead-letter topic
+(consumers/dead_letters.py decides); the consumer never stops on bad input. A
+dead letter is acknowledged before any later message's receipt commits, since a
+receipt moves the stored offset past it. Any other failure (database or broker
+away) ends the run; the worker restarts it and it resumes from stored offsets.
+
+The checkpoint of a poll batch: every message applied or dead-lettered; the
+dead letters acknowledged; the stored offsets moved past the dead letters and
+duplicates at the end of the batch; then the offsets committed to Kafka.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata
+from kafka.structs import OffsetAndMetadata
+
+from consumers.commands import ACTIVITY_TYPES, ActivityBatch, apply_event
+from consumers.dead_letters import dead_letter, dead_letter_reason, error_detail
+from consumers.messages import InboundEvent, parse
+from domain.errors import LedgerError
+from infra.broker import cluster_id, kafka_bootstrap
+from infra.inbound_receipts import (
+    AlreadyApplied,
+    Receipt,
+    advance_offsets,
+    applied_events,
+    stored_offsets,
+)
+from infra.topics import INTEGRATION_EVENTS
+from infra.wiring import Services
+from infra.worker import Worker
+
+log = logging.getLogger(__name__)
+
+GROUP = "crmledger-ingest"
+# Group joins on the embedded broker take about half the session timeout.
+EMBEDDED_SESSION_TIMEOUT_MS = 6000
+CLUSTER_SESSION_TIMEOUT_MS = 45000
+
+
+@dataclass
+class BatchResult:
+    """What one poll batch did, and where each of its partitions is up to."""
+
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        """How many records were handled."""
+        return self.applied + self.duplicates + self.dead_letters
+
+    def add(self, other: BatchResult) -> None:
+        """Add another batch's counts to these."""
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.dead_letters += other.dead_letters
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):
+    """On assignment, start each partition where PostgreSQL says it was applied up to."""
+
+    def __init__(self, ingest: Ingest) -> None:
+        self._ingest = ingest
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        # One quick indexed read; it runs on the consumer's IO loop.
+        self._ingest.seek_to_stored(assigned)
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        # Nothing to save: the positions are in PostgreSQL with the events.
+        pass
+
+
+class Ingest:
+    """Consumes the integration topic in group crmledger-ingest and applies it."""
+
+    def __init__(
+        self,
+        services: Services,
+        bootstrap: str,
+        *,
+        group: str = GROUP,
+        topic: str = INTEGRATION_EVENTS,
+        session_timeout_ms: int | None = None,
+        max_records: int = 500,
+    ) -> None:
+        self._ledger = services.ledger
+        self._pool = services.pool
+        self.group = group
+        self.topic = topic
+        self.cluster_id = cluster_id(bootstrap)
+        if session_timeout_ms is None:
+            embedded = services.settings.kafka_bootstrap is None
+            session_timeout_ms = (
+                EMBEDDED_SESSION_TIMEOUT_MS if embedded else CLUSTER_SESSION_TIMEOUT_MS
+            )
+        self.totals = BatchResult()
+        self._unsettled: list[FutureRecordMetadata] = []
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id="crmledger-ingest-dlq",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+        )
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            client_id="crmledger-ingest",
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(session_timeout_ms // 3, 100),
+            max_poll_records=max_records,
+        )
+        self._consumer.subscribe([topic], listener=_SeekToStoredOffsets(self))
+
+    # ---- the loop -----------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume and apply until `stop` is set."""
+        while not stop.is_set():
+            self.poll_once(timeout_ms=500)
+
+    def poll_once(self, timeout_ms: int = 500) -> BatchResult:
+        """Fetch one batch, apply it and checkpoint it."""
+        result = self.apply(self.fetch(timeout_ms))
+        self.checkpoint(result)
+        return result
+
+    def fetch(self, timeout_ms: int = 500) -> list[ConsumerRecord]:
+        """The next batch of records, in order within each partition."""
+        batches = self._consumer.poll(timeout_ms=timeout_ms)
+        return [record for records in batches.values() for record in records]
+
+    def apply(self, records: list[ConsumerRecord]) -> BatchResult:
+        """Apply a batch of records; dead letters may still await acknowledgement."""
+        result = BatchResult()
+        events: list[InboundEvent | Exception] = []
+        for record in records:
+            try:
+                events.append(parse(record.value))
+            except ValueError as e:  # NotJSON, and pydantic's ValidationError
+                events.append(e)
+        done = applied_events(
+            self._pool, [(e.source, e.id) for e in events if not isinstance(e, Exception)]
+        )
+        batch = ActivityBatch(self._ledger)
+        for record, event in zip(records, events, strict=True):
+            result.next_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            if isinstance(event, Exception):
+                self._dead_letter(record, event, result)
+                continue
+            key = (event.source, event.id)
+            if key in batch.keys:  # a copy of a message not saved yet: settle that first
+                self._save(batch, done, result)
+            if key in done:
+                result.duplicates += 1
+            elif event.type in ACTIVITY_TYPES:
+                self._collect(batch, record, event, done, result)
+            else:
+                self._save(batch, done, result)
+                self._apply_one(record, event, done, result)
+        self._save(batch, done, result)
+        return result
+
+    def checkpoint(self, result: BatchResult) -> None:
+        """Acknowledge dead letters, store offsets, then commit them to Kafka."""
+        if not result.next_offsets:
+            return
+        self._settle_dead_letters()
+        advance_offsets(
+            self._pool,
+            self.cluster_id,
+            self.group,
+            {(tp.topic, tp.partition): o for tp, o in result.next_offsets.items()},
+        )
+        try:
+            self._consumer.commit(
+                {tp: OffsetAndMetadata(o, "", -1) for tp, o in result.next_offsets.items()}
+            )
+        except KafkaError as e:
+            # PostgreSQL holds the positions that count; Kafka's serve lag monitoring.
+            log.warning("could not commit offsets to Kafka: %s", e)
+        self.totals.add(result)
+
+    def close(self, *, commit: bool = True) -> None:
+        """Leave the group and close the clients."""
+        self._consumer.close(autocommit=commit)
+        self._producer.close(timeout=10)
+
+    # ---- positions ------------------------------------------------------------------
+
+    def seek_to_stored(self, partitions: Any) -> None:
+        """Seek each of these partitions to its stored offset, when one is stored."""
+        stored = stored_offsets(self._pool, self.cluster_id, self.group, self.topic)
+        for tp in partitions:
+            if tp.topic == self.topic and tp.partition in stored:
+                self._consumer.seek(tp, stored[tp.partition])
+
+    # ---- applying ---------------------------------------------------------------------
+
+    def _receipt(self, record: ConsumerRecord, event: InboundEvent) -> Receipt:
+        return Receipt(
+            self.cluster_id,
+            self.group,
+            record.topic,
+            record.partition,
+            record.offset,
+            event.source,
+            event.id,
+        )
+
+    def _collect(
+        self,
+        batch: ActivityBatch,
+        record: ConsumerRecord,
+        event: Any,
+        done: set[tuple[str, str]],
+        result: BatchResult,
+    ) -> None:
+        try:
+            batch.add(record, event, self._receipt(record, event))
+        except LedgerError as e:
+            self._dead_letter(record, e, result)
+        except Exception:
+            # The batch may hold a half-changed account: apply it all one by one.
+            self._one_by_one(batch, done, result)
+            self._apply_one(record, event, done, result)
+
+    def _save(self, batch: ActivityBatch, done: set[tuple[str, str]], result: BatchResult) -> None:
+        if not batch:
+            return
+        self._settle_dead_letters()
+        try:
+            batch.save()
+        except (AlreadyApplied, IntegrityError):
+            self._one_by_one(batch, done, result)
+            return
+        done.update(batch.keys)
+        result.applied += len(batch.take())
+
+    def _one_by_one(
+        self, batch: ActivityBatch, done: set[tuple[str, str]], result: BatchResult
+    ) -> None:
+        for record, event, _ in batch.take():
+            self._apply_one(record, event, done, result)
+
+    def _apply_one(
+        self,
+        record: ConsumerRecord,
+        event: InboundEvent,
+        done: set[tuple[str, str]],
+        result: BatchResult,
+    ) -> None:
+        self._settle_dead_letters()
+        try:
+            apply_event(self._ledger, event, self._receipt(record, event))
+        except AlreadyApplied:
+            result.duplicates += 1
+        except Exception as e:
+            # Not applied: a later copy gets its own chance, as in a later batch.
+            self._dead_letter(record, e, result)
+            return
+        else:
+            result.applied += 1
+        done.add((event.source, event.id))
+
+    # ---- dead letters -------------------------------------------------------------------
+
+    def _dead_letter(self, record: ConsumerRecord, error: Exception, result: BatchResult) -> None:
+        reason = dead_letter_reason(error)
+        if reason is None:
+            raise error  # not the message's fault: retry it after a restart
+        self._unsettled.append(dead_letter(self._producer, record, reason, error_detail(error)))
+        result.dead_letters += 1
+
+    def _settle_dead_letters(self) -> None:
+        """Wait until every dead letter sent so far is acknowledged (or raise)."""
+        if not self._unsettled:
+            return
+        self._producer.flush()
+        unsettled, self._unsettled = self._unsettled, []
+        for future in unsettled:
+            future.get(timeout=0)  # raises the error of a dead letter that failed
+
+
+def start_ingest(services: Services, bootstrap: str | None = None, **options: Any) -> Worker:
+    """Run the ingest consumer in a background thread (restarted after failures).
+
+    Stop it with `.stop()`. `options` go to `Ingest` (group, session_timeout_ms, ...).
+    """
+    address = bootstrap or kafka_bootstrap(services.settings)
+    return Worker("crmledger-ingest", lambda: Ingest(services, address, **options)).start()
