@@ -18,6 +18,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 GENESIS_HASH = "0" * 64
 
 # Keys of a stored event's state that are not its data: the store's own
@@ -46,10 +48,52 @@ def _plain(o: object) -> str:
 
 
 def canonical_json(value: object) -> bytes:
-    """Serialise `value` the same way every time: sorted keys, no spaces, UTF-8."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
-    ).encode()
+    """Serialise `value` the same way every time: sorted keys, no spaces, UTF-8.
+
+    The definition is the standard library's `json.dumps(sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)`; orjson gives the same bytes
+    several times faster (a test holds the two together), and the rare text
+    orjson refuses (a lone surrogate, which UTF-8 cannot carry) takes the
+    definition's path, encoded with surrogatepass.
+    """
+    try:
+        return orjson.dumps(value, option=_ORJSON_OPTIONS, default=_plain)
+    except orjson.JSONEncodeError:
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
+        ).encode("utf-8", "surrogatepass")
+
+
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def plain_state(stored: bytes) -> dict[str, Any]:
+    """A stored event's JSON state with the transcoder's typed values as plain JSON.
+
+    eventsourcing stores a decimal as {"_type_": "decimal_str", "_data_": "1.50"}
+    and a datetime as its ISO string likewise; both are exactly what
+    canonical_json makes of the decoded value, so hashing this plain form gives
+    the event's hash without building Python objects first.
+    """
+    value = orjson.loads(stored)
+    if not isinstance(value, dict):
+        raise ValueError("a stored event's state is a JSON object")
+    return _untype(value)  # type: ignore[no-any-return]
+
+
+_CONTAINERS = (dict, list)
+
+
+def _untype(value: Any) -> Any:
+    # Only containers are visited: this runs for every stored event a verify reads.
+    if type(value) is dict:
+        if len(value) == 2 and "_type_" in value and "_data_" in value:
+            data = value["_data_"]
+            return str(UUID(data)) if value["_type_"] == "uuid_hex" else data
+        return {k: _untype(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
+    if type(value) is list:
+        return [_untype(v) if type(v) in _CONTAINERS else v for v in value]
+    return value
 
 
 def event_hash(

@@ -33,7 +33,14 @@ from domain.errors import (
     PositionNotFound,
     StaleVersion,
 )
-from domain.integrity import GENESIS_HASH, ChainVerifier, StoredRecord, VerifyReport, next_digest
+from domain.integrity import (
+    GENESIS_HASH,
+    ChainVerifier,
+    StoredRecord,
+    VerifyReport,
+    next_digest,
+    plain_state,
+)
 from domain.privacy import PersonalDataVault
 
 AccountEvent = DomainEventProtocol[UUID]
@@ -271,7 +278,7 @@ class Ledger(Application[UUID]):
         """The ledger digest (position, digest) now, or at a position of the past."""
         if up_to is not None:
             self._check_position(up_to)
-        decode = self.mapper.transcoder.decode
+        decode = plain_state
         position, digest = 0, GENESIS_HASH
         for n in self._notifications(page, up_to):
             state = _safe(decode, n.state) or {}
@@ -356,7 +363,7 @@ class Ledger(Application[UUID]):
     def _stored_records(
         self, account_id: UUID | None, page: int, up_to: int | None = None
     ) -> Iterator[StoredRecord]:
-        decode = self.mapper.transcoder.decode
+        decode = plain_state
         if account_id is not None:
             stored = self.recorder.select_events(account_id)
             if not stored:
@@ -371,9 +378,10 @@ class Ledger(Application[UUID]):
                 )
             return
         for n in self._notifications(page, up_to):
+            account = n.originator_id
             yield StoredRecord(
                 n.id,
-                UUID(str(n.originator_id)),
+                account if isinstance(account, UUID) else UUID(str(account)),
                 n.originator_version,
                 event_type_of(n.topic),
                 _safe(decode, n.state),

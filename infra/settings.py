@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # PostgreSQL schema of the event store and the ledger's own tables.
     database_schema: str = "public"
+    # PostgreSQL schema of the read models (projections/schema.py).
+    readmodel_schema: str = "readmodel"
     kafka_bootstrap: str | None = None
     # Partitions and replicas of the topics the ledger creates (infra/topics.py).
     kafka_partitions: int = Field(default=6, ge=1)
@@ -39,11 +41,11 @@ class Settings(BaseSettings):
     port: int = 8000
     pool_size: int = Field(default=5, ge=1)
 
-    @field_validator("database_schema")
+    @field_validator("database_schema", "readmodel_schema")
     @classmethod
     def _plain_identifier(cls, v: str) -> str:
         if not v.isidentifier():
-            raise ValueError("database_schema must be a plain SQL identifier")
+            raise ValueError("schema names must be plain SQL identifiers")
         return v
 
     @property

@@ -8,10 +8,12 @@ from psycopg_pool import ConnectionPool
 
 from domain.ledger import Ledger
 from infra.access_log import AccessLog
+from infra.audit_feed import AuditFeed
 from infra.database import database_url, event_store_env, open_pool
 from infra.idempotency import IdempotencyStore
 from infra.inbound_receipts import RECORDER_ENV
 from infra.keys import PostgresKeyVault
+from infra.readmodels import ReadModels
 from infra.schema import create_tables
 from infra.secrets import jwt_secret, master_key
 from infra.settings import Settings
@@ -28,6 +30,8 @@ class Services:
     vault: PostgresKeyVault
     access_log: AccessLog
     idempotency: IdempotencyStore
+    audit_feed: AuditFeed
+    readmodels: ReadModels
     jwt_secret: str | None
     closers: list[object] = field(default_factory=list)
 
@@ -50,6 +54,8 @@ def bootstrap(settings: Settings | None = None) -> Services:
         vault=vault,
         segments=frozenset(settings.segments),
     )
+    readmodels = ReadModels(ledger, pool, settings)
+    readmodels.store.create()
     return Services(
         settings=settings,
         database_url=url,
@@ -58,5 +64,7 @@ def bootstrap(settings: Settings | None = None) -> Services:
         vault=vault,
         access_log=AccessLog(pool),
         idempotency=IdempotencyStore(pool),
+        audit_feed=AuditFeed(pool, ledger, settings.database_schema),
+        readmodels=readmodels,
         jwt_secret=jwt_secret(settings),
     )

@@ -29,9 +29,11 @@ JWT_SECRET = "test-secret-" + "x" * 40
 
 def make_settings(**overrides: object) -> Settings:
     """Settings for a test on the test server, in a fresh schema unless one is given."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
     values: dict[str, object] = {
         "database_url": TEST_DATABASE_URL,
-        "database_schema": f"t_{uuid.uuid4().hex[:12]}",
+        "database_schema": schema,
+        "readmodel_schema": f"{schema}_rm",
         "jwt_secret": JWT_SECRET,
         "master_key": base64.b64encode(os.urandom(32)).decode(),
     }
@@ -40,9 +42,9 @@ def make_settings(**overrides: object) -> Settings:
 
 
 def drop_schema(schema: str) -> None:
-    """Remove a test schema and everything in it."""
+    """Remove a test schema, its read-model schema and everything in them."""
     with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE".encode())
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema}, {schema}_rm CASCADE".encode())
 
 
 @pytest.fixture(scope="session")

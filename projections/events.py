@@ -1,0 +1,57 @@
+"""The event as read models see it, whether it came from Kafka or from the store.
+
+Read models consume the outbound CloudEvent (the design's Kafka message); a
+rebuild feeds them the same message built from the store, so there is one path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class ProjectedEvent:
+    """One account event with what every read model needs to place it."""
+
+    position: int
+    account_id: UUID
+    version: int
+    type: str
+    occurred_at: datetime
+    day: date  # occurred_at's date in the reporting time zone
+    actor: str | None
+    data: Mapping[str, Any]
+
+    def decimal(self, name: str) -> Decimal:
+        """A money field of the data."""
+        return Decimal(str(self.data[name]))
+
+
+def from_cloudevent(
+    message: Mapping[str, Any], zone: ZoneInfo, customer: Mapping[str, str] | None = None
+) -> ProjectedEvent:
+    """Read an outbound CloudEvent; `customer` replaces its ciphertext when given."""
+    occurred_at = _datetime(message["time"])
+    data = dict(message.get("data") or {})
+    if "customer" in data:
+        data["customer"] = dict(customer) if customer is not None else None
+    return ProjectedEvent(
+        position=int(message["position"]),
+        account_id=UUID(str(message["subject"])),
+        version=int(message["accountversion"]),
+        type=str(message["type"]).removeprefix("crmledger."),
+        occurred_at=occurred_at,
+        day=occurred_at.astimezone(zone).date(),
+        actor=message.get("actor"),
+        data=data,
+    )
+
+
+def _datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))

@@ -1,0 +1,129 @@
+"""The read-model tables, in their own PostgreSQL schema (`readmodel` by default)."""
+
+from __future__ import annotations
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS {rm};
+
+-- How far each read model has applied each Kafka partition, by global position.
+CREATE TABLE IF NOT EXISTS {rm}.positions (
+    projection text NOT NULL,
+    partition integer NOT NULL,
+    position bigint NOT NULL,
+    PRIMARY KEY (projection, partition)
+);
+
+CREATE TABLE IF NOT EXISTS {rm}.accounts (
+    account_id uuid PRIMARY KEY,
+    external_ref text,
+    status text NOT NULL,
+    segment text NOT NULL,
+    service_plan text NOT NULL,
+    channel text NOT NULL,
+    opened_at timestamptz NOT NULL,
+    opened_day date NOT NULL,
+    closed_at timestamptz,
+    closed_day date,
+    close_reason text,
+    details_current_at timestamptz NOT NULL,
+    last_activity_at timestamptz NOT NULL,
+    version integer NOT NULL,
+    name text,
+    email text,
+    phone text,
+    erased boolean NOT NULL DEFAULT false
+);
+CREATE INDEX IF NOT EXISTS accounts_segment ON {rm}.accounts (segment, status);
+CREATE INDEX IF NOT EXISTS accounts_opened ON {rm}.accounts (opened_day);
+CREATE INDEX IF NOT EXISTS accounts_closed ON {rm}.accounts (closed_day);
+
+-- The KPI read model's own view of each account: where its facts belong.
+CREATE TABLE IF NOT EXISTS {rm}.kpi_accounts (
+    account_id uuid PRIMARY KEY,
+    segment text NOT NULL,
+    channel text NOT NULL,
+    opened_day date NOT NULL,
+    closed_day date
+);
+
+-- Additive facts per day, segment and channel: every counter is a plain sum.
+CREATE TABLE IF NOT EXISTS {rm}.daily_facts (
+    day date NOT NULL,
+    segment text NOT NULL,
+    channel text NOT NULL,
+    new_customers bigint NOT NULL DEFAULT 0,
+    lost_customers bigint NOT NULL DEFAULT 0,
+    purchases bigint NOT NULL DEFAULT 0,
+    refunds bigint NOT NULL DEFAULT 0,
+    turnover numeric NOT NULL DEFAULT 0,
+    profit numeric NOT NULL DEFAULT 0,
+    visits bigint NOT NULL DEFAULT 0,
+    inquiries bigint NOT NULL DEFAULT 0,
+    complaints bigint NOT NULL DEFAULT 0,
+    feedback_count bigint NOT NULL DEFAULT 0,
+    feedback_sum bigint NOT NULL DEFAULT 0,
+    migrations_in bigint NOT NULL DEFAULT 0,
+    migrations_out bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, segment, channel)
+);
+
+-- Money per store and currency, for the financial summary.
+CREATE TABLE IF NOT EXISTS {rm}.sales_daily (
+    day date NOT NULL,
+    segment text NOT NULL,
+    channel text NOT NULL,
+    store text NOT NULL,
+    currency text NOT NULL,
+    purchases bigint NOT NULL DEFAULT 0,
+    refunds bigint NOT NULL DEFAULT 0,
+    turnover numeric NOT NULL DEFAULT 0,
+    profit numeric NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, segment, channel, store, currency)
+);
+
+-- Inquiries and complaints one by one: response and resolution times need
+-- their distribution (p90), not just sums.
+CREATE TABLE IF NOT EXISTS {rm}.cases (
+    account_id uuid NOT NULL,
+    kind text NOT NULL,
+    case_id text NOT NULL,
+    opened_at timestamptz NOT NULL,
+    segment text NOT NULL,
+    channel text NOT NULL,
+    closed_at timestamptz,
+    closed_day date,
+    closed_by text,
+    hours double precision,
+    satisfied boolean,
+    PRIMARY KEY (account_id, kind, case_id, opened_at)
+);
+CREATE INDEX IF NOT EXISTS cases_closed ON {rm}.cases (kind, closed_day);
+
+CREATE TABLE IF NOT EXISTS {rm}.segment_changes (
+    account_id uuid NOT NULL,
+    version integer NOT NULL,
+    day date NOT NULL,
+    from_segment text NOT NULL,
+    to_segment text NOT NULL,
+    PRIMARY KEY (account_id, version)
+);
+
+CREATE TABLE IF NOT EXISTS {rm}.guidelines (
+    kpi text PRIMARY KEY,
+    comparison text NOT NULL CHECK (comparison IN ('at_least', 'at_most')),
+    target double precision NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    updated_by text NOT NULL
+);
+"""
+
+# The tables of each read model: what a rebuild empties.
+TABLES = {
+    "directory": ("accounts",),
+    "kpis": ("kpi_accounts", "daily_facts", "sales_daily", "cases", "segment_changes"),
+}
+
+
+def ddl(readmodel_schema: str) -> str:
+    """The statements that create the read-model tables in `readmodel_schema`."""
+    return DDL.format(rm=readmodel_schema)
