@@ -36,6 +36,7 @@ class Permission(StrEnum):
     READ_UNMASKED = "read personal data unmasked"
     READ_MASKED = "read accounts masked"
     READ_HISTORY = "read account history"
+    SEARCH_DIRECTORY = "search the account directory"
     AUDIT = "audit"
     ERASE = "erase personal data"
     DATA_ACCESS_REQUEST = "answer a data access request"
@@ -48,6 +49,9 @@ MATRIX: dict[Permission, frozenset[str]] = {
     Permission.READ_UNMASKED: frozenset({"customer_service", "auditor", "admin"}),
     Permission.READ_MASKED: frozenset({"marketing", "finance", "management"}),
     Permission.READ_HISTORY: frozenset({"customer_service", "auditor", "admin"}),
+    Permission.SEARCH_DIRECTORY: frozenset(
+        {"customer_service", "marketing", "management", "auditor", "admin"}
+    ),
     Permission.AUDIT: frozenset({"auditor", "admin"}),
     Permission.ERASE: frozenset({"admin"}),
     Permission.DATA_ACCESS_REQUEST: frozenset({"admin"}),

@@ -309,3 +309,39 @@ class RetentionOut(BaseModel):
     dry_run: bool
     retention_days: int
     erased: list[UUID] = Field(description="accounts erased, or that would be on a dry run")
+
+
+class DirectoryEntryOut(BaseModel):
+    """One account in the directory (a read model: it may trail the ledger by moments)."""
+
+    id: UUID
+    external_ref: str | None
+    status: str
+    segment: str
+    service_plan: str
+    channel: str
+    opened_at: datetime
+    closed_at: datetime | None
+    details_current_at: datetime
+    last_activity_at: datetime
+    contact: dict[str, str] | None = Field(description="masked for roles that may not see it")
+    personal_data_erased: bool
+
+
+class DirectoryOut(BaseModel):
+    items: list[DirectoryEntryOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
+class ProjectionOut(BaseModel):
+    name: str
+    position: int = Field(description="highest ledger position applied")
+    ledger_position: int
+    lag: int = Field(description="events in the ledger after the position")
+    partitions: dict[int, int]
+
+
+class RebuildOut(BaseModel):
+    name: str
+    events: int
+    seconds: float

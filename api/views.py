@@ -7,17 +7,28 @@ values and no log entry (nothing personal was disclosed).
 
 from __future__ import annotations
 
+import base64
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from api.auth import Permission, Principal
-from api.schemas import AccountOut, AuditEventOut, EventOut, PersonalDataOut, PersonalRecordOut
+from api.errors import BadRequest
+from api.schemas import (
+    AccountOut,
+    AuditEventOut,
+    DirectoryEntryOut,
+    EventOut,
+    PersonalDataOut,
+    PersonalRecordOut,
+)
 from domain.account import CustomerAccount
 from domain.integrity import data_of
 from domain.ledger import AccountEvent
 from domain.privacy import mask_all
 from infra.audit_feed import FeedEvent
 from infra.wiring import Services
+from projections.directory import CONTACT_FIELDS
 
 
 def account_out(
@@ -158,3 +169,39 @@ def personal_data_out(
         current=current,
         records=records,
     )
+
+
+def directory_entry(row: dict[str, Any], unmasked: bool) -> DirectoryEntryOut:
+    """A directory row as the caller may see it."""
+    contact = {f: row[f] for f in CONTACT_FIELDS if row[f] is not None} or None
+    if contact and not unmasked:
+        contact = mask_all(contact)
+    return DirectoryEntryOut(
+        id=row["account_id"],
+        external_ref=row["external_ref"],
+        status=row["status"],
+        segment=row["segment"],
+        service_plan=row["service_plan"],
+        channel=row["channel"],
+        opened_at=row["opened_at"],
+        closed_at=row["closed_at"],
+        details_current_at=row["details_current_at"],
+        last_activity_at=row["last_activity_at"],
+        contact=contact,
+        personal_data_erased=row["erased"],
+    )
+
+
+def encode_cursor(opened_at: datetime, account_id: UUID) -> str:
+    """An opaque cursor for the page after this row."""
+    raw = f"{opened_at.isoformat()}|{account_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """The row a cursor points after; a cursor that is not ours is a 400."""
+    try:
+        opened_at, account_id = base64.urlsafe_b64decode(cursor).decode().split("|")
+        return datetime.fromisoformat(opened_at), UUID(account_id)
+    except ValueError:
+        raise BadRequest("cursor is not one this API gave") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -166,6 +167,61 @@ def audit_export(
     finally:
         services.close()
     console.print(f"exported {written} events to {out} (up to position {after})")
+
+
+projections = typer.Typer(help="The read models.", no_args_is_help=True)
+app.add_typer(projections, name="projections")
+
+
+@projections.command("status")
+def projections_status() -> None:
+    """Show each read model's position and lag behind the ledger."""
+    from rich.table import Table
+
+    services = _services()
+    try:
+        rows = services.readmodels.status()
+    finally:
+        services.close()
+    table = Table("read model", "position", "ledger", "lag")
+    for row in rows:
+        table.add_row(
+            row["name"], str(row["position"]), str(row["ledger_position"]), str(row["lag"])
+        )
+    console.print(table)
+
+
+@projections.command("rebuild")
+def projections_rebuild(
+    name: Annotated[str | None, typer.Argument(help="the read model to rebuild")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="rebuild every read model")] = False,
+) -> None:
+    """Rebuild read models from the event store, with a progress bar."""
+    from projections.catalog import READ_MODELS
+
+    if (name is None) == (not all_):
+        err.print("name one read model or give --all")
+        raise typer.Exit(2)
+    names = list(READ_MODELS) if all_ else [name or ""]
+    unknown = [n for n in names if n not in READ_MODELS]
+    if unknown:
+        err.print(f"no read model {unknown[0]!r}; known: {', '.join(READ_MODELS)}")
+        raise typer.Exit(2)
+    services = _services()
+    try:
+        total = services.ledger.recorder.max_notification_id() or 0
+        with Progress(console=console) as progress:
+            for each in names:
+                task = progress.add_task(f"rebuilding {each}", total=total)
+                started = time.perf_counter()
+                events = services.readmodels.rebuild(
+                    each, progress=lambda n, t=task: progress.advance(t, n)
+                )
+                progress.update(task, completed=total)
+                seconds = time.perf_counter() - started
+                console.print(f"{each}: {events} events in {seconds:.1f} s")
+    finally:
+        services.close()
 
 
 retention = typer.Typer(help="The retention job.", no_args_is_help=True)

@@ -40,6 +40,24 @@ class AccessLog:
                 (actor, sorted(roles), account_id, what, sorted(fields)),
             )
 
+    def record_many(
+        self,
+        actor: str,
+        roles: Iterable[str],
+        reads: Iterable[tuple[UUID, Iterable[str]]],
+        what: str,
+    ) -> None:
+        """Append one read per account, in one round trip."""
+        rows = [(actor, sorted(roles), a, what, sorted(f)) for a, f in reads]
+        if not rows:
+            return
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO access_log (actor, roles, account_id, what, fields)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                rows,
+            )
+
     def query(
         self,
         *,

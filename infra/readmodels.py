@@ -54,6 +54,23 @@ class ReadModels:
                 return
             start = notifications[-1].id + 1
 
+    def status(self) -> list[dict[str, Any]]:
+        """Each read model's positions per partition and how far it trails the ledger."""
+        last = self.ledger.recorder.max_notification_id() or 0
+        out = []
+        for name, partitions in self.store.positions().items():
+            position = max(partitions.values(), default=0)
+            out.append(
+                {
+                    "name": name,
+                    "position": position,
+                    "ledger_position": last,
+                    "lag": max(last - position, 0),
+                    "partitions": dict(sorted(partitions.items())),
+                }
+            )
+        return out
+
     def rebuild(self, name: str, progress: Callable[[int], None] | None = None) -> int:
         """Rebuild one read model from the event store; returns the events replayed."""
         if name not in READ_MODELS:

@@ -7,7 +7,12 @@ blanks them here as it shreds them in the store.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+from uuid import UUID
+
+from psycopg import Connection
+from psycopg.rows import dict_row
 
 from projections.events import ProjectedEvent
 from projections.sql import Statement
@@ -84,3 +89,44 @@ def _touch(e: ProjectedEvent, sets: str, params: tuple[Any, ...]) -> Statement:
         f"UPDATE {{rm}}.accounts SET {sets}, version = %s WHERE account_id = %s",
         (*params, e.version, e.account_id),
     )
+
+
+def search_accounts(
+    conn: Connection,
+    schema: str,
+    *,
+    segment: str | None = None,
+    status: str | None = None,
+    channel: str | None = None,
+    q: str | None = None,
+    q_personal: bool = False,
+    after: tuple[datetime, UUID] | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Directory rows matching every filter, oldest opening first, after a keyset cursor.
+
+    `q` matches the external reference, and the contact fields too when
+    `q_personal` is set (only for roles that may see them unmasked, so a masked
+    reader cannot probe for a person by searching).
+    """
+    where, params = ["true"], []
+    for column, value in (("segment", segment), ("status", status), ("channel", channel)):
+        if value is not None:
+            where.append(f"{column} = %s")
+            params.append(value)
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        columns = ("external_ref", *CONTACT_FIELDS) if q_personal else ("external_ref",)
+        where.append("(" + " OR ".join(f"{c} ILIKE %s" for c in columns) + ")")
+        params.extend([pattern] * len(columns))
+    if after is not None:
+        where.append("(opened_at, account_id) > (%s, %s)")
+        params.extend(after)
+    sql = (
+        f"SELECT account_id, external_ref, status, segment, service_plan, channel, opened_at,"
+        f" closed_at, details_current_at, last_activity_at, name, email, phone, erased"
+        f" FROM {schema}.accounts WHERE {' AND '.join(where)}"
+        f" ORDER BY opened_at, account_id LIMIT %s"
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(sql.encode(), [*params, limit]).fetchall()

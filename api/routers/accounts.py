@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
@@ -18,6 +18,7 @@ from api.schemas import (
     ChangeSegment,
     CloseAccount,
     ConfirmDetails,
+    DirectoryOut,
     EraseAccount,
     EraseOut,
     HistoryOut,
@@ -26,9 +27,17 @@ from api.schemas import (
     UpdateDetails,
     to_activity,
 )
-from api.views import account_out, history_out, personal_data_out
+from api.views import (
+    account_out,
+    decode_cursor,
+    directory_entry,
+    encode_cursor,
+    history_out,
+    personal_data_out,
+)
 from domain.account import CustomerAccount
 from infra.wiring import Services
+from projections.directory import search_accounts
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
@@ -36,6 +45,7 @@ Manager = Annotated[Principal, require(Permission.MANAGE_ACCOUNTS)]
 Recorder = Annotated[Principal, require(Permission.RECORD_ACTIVITIES)]
 Reader = Annotated[Principal, require(Permission.READ_UNMASKED, Permission.READ_MASKED)]
 Historian = Annotated[Principal, require(Permission.READ_HISTORY)]
+Searcher = Annotated[Principal, require(Permission.SEARCH_DIRECTORY)]
 Eraser = Annotated[Principal, require(Permission.ERASE)]
 PrivacyOfficer = Annotated[Principal, require(Permission.DATA_ACCESS_REQUEST)]
 
@@ -72,6 +82,42 @@ def open_account(
         return _show(services, account, user, response, "open")
 
     return idem.run(command, response, 201)
+
+
+@router.get("", response_model=DirectoryOut)
+def directory(
+    user: Searcher,
+    services: ServicesDep,
+    segment: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[Literal["open", "closed"] | None, Query()] = None,
+    channel: Annotated[Literal["store", "online", "app", "phone"] | None, Query()] = None,
+    q: Annotated[str | None, Query(min_length=2, max_length=100)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> DirectoryOut:
+    """Search the account directory; contact fields are masked for roles that may not see them."""
+    unmasked = user.may(Permission.READ_UNMASKED)
+    with services.pool.connection() as conn:
+        rows = search_accounts(
+            conn,
+            services.settings.readmodel_schema,
+            segment=segment,
+            status=status,
+            channel=channel,
+            q=q,
+            q_personal=unmasked,
+            after=decode_cursor(cursor) if cursor else None,
+            limit=limit,
+        )
+    items = [directory_entry(row, unmasked) for row in rows]
+    if unmasked:
+        shown = [(i.id, list(i.contact)) for i in items if i.contact]
+        services.access_log.record_many(user.sub, user.roles, shown, "directory")
+    last = rows[-1] if len(rows) == limit else None
+    return DirectoryOut(
+        items=items,
+        next_cursor=encode_cursor(last["opened_at"], last["account_id"]) if last else None,
+    )
 
 
 @router.get("/{account_id}", response_model=AccountOut)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -9,11 +10,14 @@ from fastapi import APIRouter, Query
 
 from api.auth import Permission, Principal, require
 from api.deps import Context, ServicesDep
-from api.schemas import RetentionOut
+from api.schemas import ProjectionOut, RebuildOut, RetentionOut
+from domain.errors import NotFound
+from projections.catalog import READ_MODELS
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 Admin = Annotated[Principal, require(Permission.OPERATE)]
+Operator = Annotated[Principal, require(Permission.OPERATE, Permission.AUDIT)]
 
 
 @router.post("/retention/run", response_model=RetentionOut)
@@ -29,3 +33,19 @@ def run_retention(
         days, datetime.now(UTC), ctx.meta("retention"), dry_run=dry_run
     )
     return RetentionOut(dry_run=dry_run, retention_days=days, erased=erased)
+
+
+@router.get("/projections", response_model=list[ProjectionOut])
+def projections(user: Operator, services: ServicesDep) -> list[ProjectionOut]:
+    """Each read model's position and lag behind the ledger."""
+    return [ProjectionOut(**s) for s in services.readmodels.status()]
+
+
+@router.post("/projections/{name}/rebuild", response_model=RebuildOut)
+def rebuild(name: str, user: Admin, services: ServicesDep) -> RebuildOut:
+    """Rebuild one read model from the event store (the others keep running)."""
+    if name not in READ_MODELS:
+        raise NotFound(f"no read model {name!r}; known: {', '.join(READ_MODELS)}")
+    started = time.perf_counter()
+    events = services.readmodels.rebuild(name)
+    return RebuildOut(name=name, events=events, seconds=time.perf_counter() - started)
