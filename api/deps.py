@@ -80,6 +80,10 @@ def command_context(
 Context = Annotated[CommandContext, Depends(command_context)]
 
 
+# Headers a replay repeats: the ones the route set from the result.
+_REPLAYED_HEADERS = ("etag", "location")
+
+
 class Idempotency:
     """Runs a command once per Idempotency-Key and replays its first response."""
 
@@ -100,14 +104,17 @@ class Idempotency:
                 stored.body,
                 stored.status,
                 media_type="application/json",
-                headers={"Idempotent-Replayed": "true"},
+                headers={**stored.headers, "Idempotent-Replayed": "true"},
             )
         try:
             result = command()
         except BaseException:
             self._store.release(self._actor, self._key)
             raise
-        self._store.complete(self._actor, self._key, status, result.model_dump_json().encode())
+        kept = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
+        self._store.complete(
+            self._actor, self._key, status, result.model_dump_json().encode(), kept
+        )
         response.status_code = status
         return result
 

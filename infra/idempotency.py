@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 
@@ -18,6 +19,7 @@ class StoredResponse:
 
     status: int
     body: bytes
+    headers: dict[str, str]
 
 
 class KeyReused(Exception):
@@ -45,25 +47,28 @@ class IdempotencyStore:
             if won:
                 return None
             row = conn.execute(
-                "SELECT request_hash, status, body FROM idempotency_keys"
+                "SELECT request_hash, status, body, headers FROM idempotency_keys"
                 " WHERE actor = %s AND key = %s",
                 (actor, key),
             ).fetchone()
         if row is None:  # released between our insert and select: let this one run
             return self.claim(actor, key, request_hash)
-        stored_hash, status, body = row
+        stored_hash, status, body, headers = row
         if stored_hash != request_hash:
             raise KeyReused(key)
         if status is None:
             raise KeyInFlight(key)
-        return StoredResponse(status, bytes(body))
+        return StoredResponse(status, bytes(body), headers or {})
 
-    def complete(self, actor: str, key: str, status: int, body: bytes) -> None:
+    def complete(
+        self, actor: str, key: str, status: int, body: bytes, headers: dict[str, str]
+    ) -> None:
         """Store the response of the request that holds the claim."""
         with self._pool.connection() as conn:
             conn.execute(
-                "UPDATE idempotency_keys SET status = %s, body = %s WHERE actor = %s AND key = %s",
-                (status, body, actor, key),
+                "UPDATE idempotency_keys SET status = %s, body = %s, headers = %s"
+                " WHERE actor = %s AND key = %s",
+                (status, body, Jsonb(headers), actor, key),
             )
 
     def release(self, actor: str, key: str) -> None:

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS {schema}.idempotency_keys (
     request_hash text NOT NULL,
     status integer,
     body bytea,
+    headers jsonb,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (actor, key)
 );

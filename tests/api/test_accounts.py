@@ -121,6 +121,8 @@ def test_an_idempotent_open_opens_once(client: TestClient, auth: Auth) -> None:
     second = client.post("/v1/accounts", json=body, headers=headers)
     assert first.status_code == second.status_code == 201
     assert first.json()["id"] == second.json()["id"]
+    assert second.headers["location"] == first.headers["location"]
+    assert second.headers["etag"] == '"1"'
 
 
 def test_a_failed_command_releases_its_idempotency_key(
