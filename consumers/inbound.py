@@ -59,7 +59,7 @@ from infra.inbound_receipts import (
     applied_events,
     stored_offsets,
 )
-from infra.topics import INTEGRATION_EVENTS
+from infra.topics import INTEGRATION_EVENTS, ensure_topics
 from infra.wiring import Services
 from infra.worker import Worker
 
@@ -92,7 +92,7 @@ class BatchResult:
         self.dead_letters += other.dead_letters
 
 
-class _SeekToStoredOffsets(ConsumerRebalanceListener):
+class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped
     """On assignment, start each partition where PostgreSQL says it was applied up to."""
 
     def __init__(self, ingest: Ingest) -> None:
@@ -324,7 +324,14 @@ class Ingest:
 def start_ingest(services: Services, bootstrap: str | None = None, **options: Any) -> Worker:
     """Run the ingest consumer in a background thread (restarted after failures).
 
-    Stop it with `.stop()`. `options` go to `Ingest` (group, session_timeout_ms, ...).
+    Stop it with `.stop()`. Without `bootstrap`, the configured cluster or the
+    embedded broker is used. Missing topics are created first. `options` go to
+    `Ingest` (group, session_timeout_ms, max_records).
     """
     address = bootstrap or kafka_bootstrap(services.settings)
-    return Worker("crmledger-ingest", lambda: Ingest(services, address, **options)).start()
+
+    def factory() -> Ingest:
+        ensure_topics(address, services.settings)
+        return Ingest(services, address, **options)
+
+    return Worker("crmledger-ingest", factory).start()

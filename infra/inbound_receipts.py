@@ -167,7 +167,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
             if self.datastore.enable_db_functions:
                 # That path inserts through a database function and skips the hook.
                 raise RuntimeError("inbound receipts need POSTGRES_ENABLE_DB_FUNCTIONS off")
-        ids = super().insert_events(stored_events, **kwargs)
+        ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
         if slot is not None:
             # Only after the commit: eventsourcing retries a failed transaction,
             # and each attempt must write the receipt again.

@@ -34,17 +34,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from eventsourcing.postgres import PostgresApplicationRecorder
 from kafka import KafkaProducer
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
 from infra.broker import cluster_id, kafka_bootstrap
 from infra.outbound_events import encode, outbound_event
-from infra.topics import ACCOUNT_EVENTS, CLOUDEVENTS_JSON
+from infra.topics import ACCOUNT_EVENTS, CLOUDEVENTS_JSON, ensure_topics
 from infra.wiring import Services
 from infra.worker import Worker
 
@@ -98,7 +98,11 @@ class Relay:
     # ---- catching up ------------------------------------------------------------
 
     def publish_pending(self, stop: threading.Event | None = None) -> int:
-        """Publish everything after the stored position; return how many were published."""
+        """Publish everything after the stored position; return how many were published.
+
+        `run` calls it while holding the relay lock; called directly (tests, a
+        one-off catch-up) it does not take the lock, so no relay may be running.
+        """
         if self.position is None:
             self.position = self._load_position()
         decode = self._ledger.mapper.transcoder.decode
@@ -136,7 +140,10 @@ class Relay:
         with psycopg.connect(self._services.database_url, autocommit=True) as conn:
             if not self._wait_for_lock(conn, f"crmledger-relay:{schema}:{self.topic}", stop):
                 return
-            channel = self._ledger.recorder.channel_name
+            recorder = self._ledger.recorder
+            if not isinstance(recorder, PostgresApplicationRecorder):
+                raise TypeError("the relay follows a PostgreSQL event store only")
+            channel = recorder.channel_name
             # LISTEN before reading, so no commit falls between the read and the wait.
             conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
             self.position = self._load_position()
@@ -224,8 +231,16 @@ def relay_position(services: Services, topic: str = ACCOUNT_EVENTS) -> int | Non
     return int(row[0]) if row else None
 
 
-def start_relay(services: Services, bootstrap: str | None = None) -> Worker:
-    """Run the relay in a background thread (restarted after failures); stop it with `.stop()`."""
+def start_relay(services: Services, bootstrap: str | None = None, **options: Any) -> Worker:
+    """Run the relay in a background thread (restarted after failures); stop it with `.stop()`.
+
+    Without `bootstrap`, the configured cluster or the embedded broker is used.
+    Missing topics are created first. `options` go to `Relay`.
+    """
     address = bootstrap or kafka_bootstrap(services.settings)
-    factory: Callable[[], Relay] = lambda: Relay(services, address)  # noqa: E731
+
+    def factory() -> Relay:
+        ensure_topics(address, services.settings)
+        return Relay(services, address, **options)
+
     return Worker("crmledger-relay", factory).start()

@@ -36,6 +36,8 @@ SESSION = uuid.uuid4().hex[:8]
 # Short, so a consumer joins its group in about a second on the embedded broker.
 SESSION_TIMEOUT_MS = 3000
 
+Publish = Callable[..., None]
+
 
 @dataclass
 class Stack:

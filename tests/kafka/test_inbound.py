@@ -18,9 +18,14 @@ from domain.account import account_id_for
 from domain.activities import Visit
 from infra.inbound_receipts import stored_offsets
 from infra.topics import INTEGRATION_DLQ, INTEGRATION_EVENTS
-from tests.kafka.conftest import SESSION_TIMEOUT_MS, Stack, cloud_event, read_topic, wait_until
-
-Publish = Callable[..., None]
+from tests.kafka.conftest import (
+    SESSION_TIMEOUT_MS,
+    Publish,
+    Stack,
+    cloud_event,
+    read_topic,
+    wait_until,
+)
 
 
 @pytest.fixture
