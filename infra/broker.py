@@ -147,8 +147,14 @@ def _start(home: Path) -> EmbeddedBroker:
         "memory://tansu/",
     ]
     with (home / LOG_FILE).open("ab") as out:
+        # Its own session: a Ctrl-C in the terminal reaches our process, which
+        # stops its workers first and the broker last (at exit).
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     broker = EmbeddedBroker(home, bootstrap, new_cluster, process)
     try:
