@@ -36,24 +36,40 @@ def serve(
     demo: Annotated[
         bool, typer.Option(help="load demo data first when the ledger is empty")
     ] = False,
+    only: Annotated[
+        str | None, typer.Option(help="run one role: api, relay, ingest or projector")
+    ] = None,
 ) -> None:
-    """Run the HTTP API."""
-    import uvicorn
+    """Run the API, the relay and the consumers (or one of them with --only)."""
+    from crmledger.process import ROLES, start_background, wait_for_signal
 
-    from api.app import create_app
-
+    if only is not None and only not in ROLES:
+        err.print(f"--only takes one of: {', '.join(ROLES)}")
+        raise typer.Exit(2)
+    roles = {only} if only else set(ROLES)
     services = _services()
     settings = services.settings
-    host = host or settings.host
-    port = port or settings.port
+    workers = []
     try:
+        console.print(f"database: {_safe_url(services.database_url)}")
+        workers = start_background(services, roles, console)
         if demo and services.ledger.recorder.max_notification_id() in (None, 0):
             _load_demo(services, customers=50, days=90)
+        if "api" not in roles:
+            wait_for_signal()
+            return
+        import uvicorn
+
+        from api.app import create_app
+
+        host = host or settings.host
+        port = port or settings.port
         console.print(f"crmledger API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-        console.print(f"database: {_safe_url(services.database_url)}")
         console.print("get a token: .venv/bin/crmledger token --role customer_service --sub you")
         uvicorn.run(create_app(services), host=host, port=port, log_level="warning")
     finally:
+        for worker in workers:
+            worker.stop()
         services.close()
 
 

@@ -55,9 +55,11 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """A ledger on a fresh schema and an embedded broker with the ledger's topics."""
+    schema = f"k_{SESSION}_{uuid.uuid4().hex[:8]}"
     settings = Settings(
         database_url=DATABASE_URL,
-        database_schema=f"k_{SESSION}_{uuid.uuid4().hex[:8]}",
+        database_schema=schema,
+        readmodel_schema=f"{schema}_rm",
         jwt_secret="k" * 40,  # type: ignore[arg-type]
         master_key=base64.b64encode(os.urandom(32)).decode(),  # type: ignore[arg-type]
         home=tmp_path / "home",
@@ -72,7 +74,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         stop_embedded_broker(settings.home)
         services.close()
         with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {settings.database_schema} CASCADE".encode())
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema}, {schema}_rm CASCADE".encode())
 
 
 # ---- the ledger side ------------------------------------------------------------------
