@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
@@ -53,6 +54,9 @@ def serve(
     try:
         console.print(f"database: {_safe_url(services.database_url)}")
         workers = start_background(services, roles, console)
+        if demo and not {"ingest", "relay", "projector"} <= roles:
+            err.print("--demo needs the ingest, relay and projector roles: leave out --only")
+            raise typer.Exit(2)
         if demo and services.ledger.recorder.max_notification_id() in (None, 0):
             _load_demo(services, customers=50, days=90)
         if "api" not in roles:
@@ -288,27 +292,94 @@ def erase(
 def demo(
     customers: Annotated[int, typer.Option(min=1)] = 50,
     days: Annotated[int, typer.Option(min=1)] = 90,
+    seed: Annotated[int, typer.Option(help="same seed, same history")] = 7,
 ) -> None:
-    """Load a realistic demo history through the real commands."""
+    """Load a realistic retail history through commands and inbound Kafka messages."""
+    from crmledger.process import start_background
+
     services = _services()
+    workers = []
     try:
-        written = _load_demo(services, customers, days)
+        workers = start_background(services, {"relay", "ingest", "projector"}, console)
+        _load_demo(services, customers, days, seed)
     finally:
+        for worker in workers:
+            worker.stop()
         services.close()
-    console.print(f"demo: {written} events written")
 
 
-def _load_demo(services: Services, customers: int, days: int) -> int:
+def _load_demo(services: Services, customers: int, days: int, seed: int = 7) -> None:
+    """Load the demo (the ingest must be running) and print a KPI summary once projected."""
     from crmledger.demo import load_demo
+    from infra.broker import kafka_bootstrap
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("loading demo customers", total=customers)
-        return load_demo(
-            services.ledger,
+        result = load_demo(
+            services,
+            kafka_bootstrap(services.settings),
             customers,
             days,
+            seed,
             progress=lambda n: progress.advance(task, n),
         )
+    console.print(
+        f"demo: {result.customers} customers; {result.commands} commands; "
+        f"{result.applied} of {result.messages} inbound messages applied"
+    )
+    _wait_for_projections(services)
+    _print_kpis(services, days)
+
+
+def _wait_for_projections(services: Services, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(s["lag"] == 0 for s in services.readmodels.status()):
+            return
+        time.sleep(0.2)
+    err.print("the read models have not caught up yet; figures may be partial")
+
+
+def _print_kpis(services: Services, days: int) -> None:
+    from datetime import date, timedelta
+
+    from rich.table import Table
+
+    from projections.kpis import Scope, service_kpis
+
+    end = date.today() + timedelta(days=1)
+    scope = Scope(start=end - timedelta(days=days + 1), end=end, period="month")
+    with services.pool.connection() as conn:
+        rows = service_kpis(conn, services.settings.readmodel_schema, scope)
+    table = Table(title="Service KPIs per month")
+    columns = {
+        "new_customers": "new",
+        "lost_customers": "lost",
+        "turnover": "turnover",
+        "profit": "profit",
+        "visits": "visits",
+        "inquiries": "inquiries",
+        "first_response_hours_p90": "response p90 h",
+        "complaints": "complaints",
+        "satisfaction": "satisfaction",
+    }
+    table.add_column("month")
+    for label in columns.values():
+        table.add_column(label, justify="right")
+    for row in rows:
+        cells = [_cell(row[k]) for k in columns]
+        table.add_row(row["period_start"].strftime("%Y-%m"), *cells)
+    console.print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, Decimal):
+        return f"{value:,.0f}"
+    return str(value)
 
 
 def _safe_url(url: str) -> str:
