@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request, Response
 
 from api import errors
 from api.metrics import measure
-from api.routers import accounts, admin, audit, health
+from api.routers import accounts, admin, audit, guidelines, health, reports
 from infra.wiring import Services
 
 MAX_BODY = 64 * 1024
@@ -26,6 +26,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(audit.router)
     app.include_router(admin.router)
+    app.include_router(reports.router)
+    app.include_router(guidelines.router)
     app.include_router(health.router)
 
     @app.middleware("http")

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from infra.wiring import Services
+from projections.reports import REPORTS
 
 ROLES = (
     "customer_service",
@@ -41,6 +42,21 @@ class Permission(StrEnum):
     ERASE = "erase personal data"
     DATA_ACCESS_REQUEST = "answer a data access request"
     OPERATE = "run operations"
+    READ_GUIDELINES = "read service guidelines"
+    WRITE_GUIDELINES = "set service guidelines"
+    # One per report of projections/reports.py; report_permission() finds them by name.
+    REPORT_ACCOUNTS_SUMMARY = "read the accounts-summary report"
+    REPORT_ACCOUNTS_DUE_FOR_REVIEW = "read the accounts-due-for-review report"
+    REPORT_SEGMENT_ANALYSIS = "read the segment-analysis report"
+    REPORT_FINANCIAL_SUMMARY = "read the financial-summary report"
+    REPORT_SERVICE_KPIS = "read the service-kpis report"
+    REPORT_SCHEME_REVIEW = "read the scheme-review report"
+    REPORT_STAFF_PERFORMANCE = "read the staff-performance report"
+
+
+def report_permission(name: str) -> Permission:
+    """The permission to read the report called `name`."""
+    return Permission(f"read the {name} report")
 
 
 MATRIX: dict[Permission, frozenset[str]] = {
@@ -56,6 +72,15 @@ MATRIX: dict[Permission, frozenset[str]] = {
     Permission.ERASE: frozenset({"admin"}),
     Permission.DATA_ACCESS_REQUEST: frozenset({"admin"}),
     Permission.OPERATE: frozenset({"admin"}),
+    Permission.READ_GUIDELINES: frozenset(
+        {"customer_service", "marketing", "finance", "management", "auditor", "admin"}
+    ),
+    Permission.WRITE_GUIDELINES: frozenset({"management", "admin"}),
+    # Reports: the departments of the design's report table, and auditors, who read all.
+    **{
+        report_permission(name): report.departments | {"auditor"}
+        for name, report in REPORTS.items()
+    },
 }
 
 

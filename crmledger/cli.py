@@ -308,6 +308,80 @@ def demo(
         services.close()
 
 
+@app.command()
+def report(
+    name: Annotated[str, typer.Argument(help="accounts-summary, scheme-review, ...")],
+    start: Annotated[
+        str | None, typer.Option("--from", help="first day (YYYY-MM-DD); default 90 days before")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="day after the last; default tomorrow")
+    ] = None,
+    period: Annotated[str, typer.Option(help="day, week, month or quarter")] = "month",
+    segment: Annotated[str | None, typer.Option(help="only this segment")] = None,
+    channel: Annotated[str | None, typer.Option(help="only this channel")] = None,
+    split: Annotated[str | None, typer.Option(help="service-kpis: segment or channel")] = None,
+    days: Annotated[int | None, typer.Option(help="accounts-due-for-review: age in days")] = None,
+    format: Annotated[str, typer.Option(help="table, csv or json")] = "table",
+) -> None:
+    """Print a department report as a table, CSV or JSON."""
+    import json
+    from datetime import date
+
+    from rich.table import Table
+
+    from projections.report_output import csv_text, json_rows, report_document
+    from projections.reports import report_named, report_scope, run_report
+
+    if format not in ("table", "csv", "json"):
+        err.print("--format must be table, csv or json")
+        raise typer.Exit(2)
+    try:
+        chosen = report_named(name)
+        first = date.fromisoformat(start) if start else None
+        last = date.fromisoformat(end) if end else None
+    except ValueError as e:
+        err.print(f"not a date (YYYY-MM-DD): {e}")
+        raise typer.Exit(2) from None
+    except LedgerError as e:
+        err.print(e.detail)
+        raise typer.Exit(2) from None
+    services = _services()
+    settings = services.settings
+    try:
+        scope = report_scope(
+            chosen,
+            start=first,
+            end=last,
+            period=period,
+            segment=segment,
+            channel=channel,
+            split=split,
+            days=days,
+            segments=settings.segments,
+            zone=settings.timezone,
+        )
+        with services.pool.connection() as conn:
+            rows = run_report(conn, settings.readmodel_schema, chosen, scope)
+    except LedgerError as e:
+        err.print(e.detail)
+        raise typer.Exit(2) from None
+    finally:
+        services.close()
+    columns = chosen.columns_for(scope)
+    if format == "csv":
+        sys.stdout.write(csv_text(columns, rows))
+    elif format == "json":
+        print(json.dumps(report_document(chosen, scope, rows), indent=2))
+    else:
+        table = Table(title=f"{chosen.title}, {scope.start} to {scope.end} (excluded)")
+        for column in columns:
+            table.add_column(column)
+        for row in json_rows(columns, rows):
+            table.add_row(*("" if v is None else str(v) for v in row.values()))
+        console.print(table)
+
+
 def _load_demo(services: Services, customers: int, days: int, seed: int = 7) -> None:
     """Load the demo (the ingest must be running) and print a KPI summary once projected."""
     from crmledger.demo import load_demo

@@ -1,7 +1,8 @@
 """Service KPIs per period, computed from the KPI facts exactly as the design defines them.
 
 A period is a day, an ISO week (from Monday), a month or a quarter of
-`occurred_at` in the reporting time zone. Means and p90s of response and
+`occurred_at` in the reporting time zone, or the whole range as one period
+("range", for the scheme review). Means and p90s of response and
 resolution times cover the cases closed in the period; p90 is PostgreSQL's
 `percentile_cont(0.9)` (linear interpolation between the two nearest values).
 Turnover and profit add amounts of every currency: the KPIs assume one
@@ -17,7 +18,7 @@ from typing import Any, Literal
 from psycopg import Connection
 from psycopg.rows import dict_row
 
-Period = Literal["day", "week", "month", "quarter"]
+Period = Literal["day", "week", "month", "quarter", "range"]
 Split = Literal["segment", "channel"]
 
 KPI_NAMES = (
@@ -51,15 +52,10 @@ class Scope:
 
 
 KPI_SQL = """
-WITH periods AS (
-    SELECT p::date AS period_start,
-           least((p + ('1 ' || %(period)s)::interval)::date, %(end)s::date) AS period_end
-    FROM generate_series(date_trunc(%(period)s, %(start)s::date), %(end)s::date - 1,
-                         ('1 ' || %(period)s)::interval) p
-),
+WITH periods AS ({periods}),
 groups AS ({groups}),
 facts AS (
-    SELECT date_trunc(%(period)s, day)::date AS period_start, {split} AS grp,
+    SELECT {bucket_day} AS period_start, {split} AS grp,
            sum(new_customers)::bigint AS new_customers,
            sum(lost_customers)::bigint AS lost_customers,
            sum(turnover) AS turnover, sum(profit) AS profit, sum(visits)::bigint AS visits,
@@ -70,7 +66,7 @@ facts AS (
     GROUP BY 1, 2
 ),
 times AS (
-    SELECT date_trunc(%(period)s, closed_day)::date AS period_start, {split} AS grp, kind,
+    SELECT {bucket_closed} AS period_start, {split} AS grp, kind,
            avg(hours) AS mean, percentile_cont(0.9) WITHIN GROUP (ORDER BY hours) AS p90
     FROM {rm}.cases
     WHERE closed_day >= %(start)s AND closed_day < %(end)s {filters}
@@ -98,6 +94,13 @@ LEFT JOIN times i ON i.period_start = p.period_start AND i.grp IS NOT DISTINCT F
 ORDER BY p.period_start, g.grp
 """
 
+CALENDAR_PERIODS = """
+    SELECT p::date AS period_start,
+           least((p + ('1 ' || %(period)s)::interval)::date, %(end)s::date) AS period_end
+    FROM generate_series(date_trunc(%(period)s, %(start)s::date), %(end)s::date - 1,
+                         ('1 ' || %(period)s)::interval) p
+"""
+
 
 def service_kpis(conn: Connection, schema: str, scope: Scope) -> list[dict[str, Any]]:
     """Every KPI of the design for each period (and segment or channel, when split)."""
@@ -112,8 +115,20 @@ def service_kpis(conn: Connection, schema: str, scope: Scope) -> list[dict[str, 
             f" UNION SELECT DISTINCT {split} FROM {{rm}}.kpi_accounts"
             f" WHERE opened_day < %(end)s {filters}"
         )
+    periods, bucket = CALENDAR_PERIODS, "date_trunc(%(period)s, {})::date"
+    if scope.period == "range":
+        # One period, so every fact of the range falls in it.
+        periods = "SELECT %(start)s::date AS period_start, %(end)s::date AS period_end"
+        bucket = "%(start)s::date"
     sql = KPI_SQL.replace("{groups}", groups).format(
-        rm=schema, split=split, split_a=split_a, filters=filters, filters_a=filters_a
+        rm=schema,
+        periods=periods,
+        bucket_day=bucket.format("day"),
+        bucket_closed=bucket.format("closed_day"),
+        split=split,
+        split_a=split_a,
+        filters=filters,
+        filters_a=filters_a,
     )
     params |= {"start": scope.start, "end": scope.end, "period": scope.period}
     with conn.cursor(row_factory=dict_row) as cur:

@@ -1,0 +1,288 @@
+"""Reports and guidelines over HTTP: who may read what, CSV, refusals, figures end to end.
+
+The module has its own ledger with the known history of
+tests/projections/history.py, so figures are exact whatever else the session wrote.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.auth import MATRIX, ROLES, report_permission
+from infra.wiring import bootstrap
+from projections.reports import REPORTS
+from tests.conftest import drop_schema, make_settings
+from tests.projections import history
+
+APRIL = {"from": "2026-04-01", "to": "2026-05-01"}
+PROBLEM = "application/problem+json"
+Auth = Callable[..., dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[TestClient]:
+    services = bootstrap(make_settings())
+    history.build(services)
+    with TestClient(create_app(services)) as client:
+        yield client
+    services.close()
+    drop_schema(services.settings.database_schema)
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    """The problem+json body of a refusal with `status`."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+# The design's report table; auditors read all.
+READERS = {
+    "accounts-summary": {"customer_service", "marketing", "management", "auditor"},
+    "accounts-due-for-review": {"customer_service", "auditor"},
+    "segment-analysis": {"marketing", "management", "auditor"},
+    "financial-summary": {"finance", "management", "auditor"},
+    "service-kpis": {"customer_service", "management", "auditor"},
+    "scheme-review": {"management", "auditor"},
+    "staff-performance": {"management", "auditor"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(REPORTS))
+@pytest.mark.parametrize("role", ROLES)
+def test_each_report_is_read_by_its_departments_and_auditors_only(
+    api: TestClient, auth: Auth, name: str, role: str
+) -> None:
+    response = api.get(f"/v1/reports/{name}", params=APRIL, headers=auth(role))
+    if role in READERS[name]:
+        assert response.status_code == 200, response.text
+        assert response.json()["report"] == name
+    else:
+        assert "roles" in problem(response, 403)["detail"]
+
+
+def test_the_roles_matrix_holds_the_report_table_of_the_design() -> None:
+    assert {name: set(MATRIX[report_permission(name)]) for name in REPORTS} == READERS
+
+
+def test_reports_need_a_token(api: TestClient) -> None:
+    problem(api.get("/v1/reports/service-kpis", params=APRIL), 401)
+
+
+def test_an_unknown_report_is_404_even_for_an_auditor(api: TestClient, auth: Auth) -> None:
+    body = problem(api.get("/v1/reports/everything", headers=auth("auditor")), 404)
+    assert body["title"] == "Unknown report"
+    assert "scheme-review" in body["detail"]
+
+
+def test_a_department_may_not_learn_about_parameters_of_a_report_it_may_not_read(
+    api: TestClient, auth: Auth
+) -> None:
+    response = api.get("/v1/reports/scheme-review", params={"from": "x"}, headers=auth("finance"))
+    problem(response, 403)
+
+
+def test_the_report_list_shows_what_the_caller_may_read(api: TestClient, auth: Auth) -> None:
+    response = api.get("/v1/reports", headers=auth("finance"))
+    assert response.status_code == 200
+    assert [r["name"] for r in response.json()["reports"]] == ["financial-summary"]
+    everything = api.get("/v1/reports", headers=auth("auditor")).json()["reports"]
+    assert {r["name"] for r in everything} == set(REPORTS)
+
+
+def test_financial_summary_as_json_keeps_money_exact(api: TestClient, auth: Auth) -> None:
+    response = api.get("/v1/reports/financial-summary", params=APRIL, headers=auth("finance"))
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["from"], body["to"], body["period"]) == ("2026-04-01", "2026-05-01", "month")
+    assert body["columns"][:3] == ["period_start", "period_end", "segment"]
+    assert body["rows"][1] == {
+        "period_start": "2026-04-01",
+        "period_end": "2026-05-01",
+        "segment": "gold",
+        "channel": "store",
+        "store": "central",
+        "currency": "HKD",
+        "purchases": 1,
+        "refunds": 1,
+        "turnover": "90.00",
+        "profit": "36.00",
+    }
+
+
+def test_a_report_as_csv_has_a_header_row(api: TestClient, auth: Auth) -> None:
+    params = {**APRIL, "format": "csv", "split": "channel"}
+    response = api.get("/v1/reports/service-kpis", params=params, headers=auth("management"))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert "service-kpis_2026-04-01_2026-05-01.csv" in response.headers["content-disposition"]
+    header, *rows = list(csv.reader(io.StringIO(response.text)))
+    assert header == [
+        "period_start",
+        "period_end",
+        "channel",
+        "inquiries",
+        "first_response_hours_mean",
+        "first_response_hours_p90",
+        "complaints",
+        "complaint_resolution_hours_mean",
+        "complaint_resolution_hours_p90",
+        "satisfaction",
+    ]
+    by_channel = {row[2]: row for row in rows}
+    assert by_channel["phone"][3:6] == ["5", "6.0", "9.2"]
+    assert by_channel["store"][6:10] == ["2", "15.0", "22.2", "5.0"]
+    assert by_channel["online"][4] == ""  # no answer yet: no mean
+
+
+def test_due_for_review_csv_shows_no_personal_data(api: TestClient, auth: Auth) -> None:
+    params = {**APRIL, "format": "csv", "days": "30"}
+    response = api.get(
+        "/v1/reports/accounts-due-for-review", params=params, headers=auth("customer_service")
+    )
+    assert response.status_code == 200
+    header, *rows = list(csv.reader(io.StringIO(response.text)))
+    assert header == ["account_id", "external_ref", "segment", "channel", "details_current_at"]
+    assert [row[1] for row in rows] == ["E", "F", "A"]
+    assert "@example.com" not in response.text and "Customer" not in response.text
+
+
+def test_scheme_review_over_http(api: TestClient, auth: Auth) -> None:
+    response = api.get("/v1/reports/scheme-review", params=APRIL, headers=auth("management"))
+    rows = {r["kpi"]: r for r in response.json()["rows"]}
+    assert rows["first_response_hours_p90"] == {
+        "kpi": "first_response_hours_p90",
+        "value": 9.2,
+        "comparison": "at_most",
+        "target": 24.0,
+        "met": True,
+        "deviation": -14.8,
+        "previous": 30.0,
+        "trend": "down",
+    }
+    assert rows["satisfaction"]["value"] == 3.666667 and rows["satisfaction"]["met"] is False
+
+
+def test_without_dates_a_report_covers_the_last_90_days(api: TestClient, auth: Auth) -> None:
+    response = api.get("/v1/reports/accounts-summary", headers=auth("marketing"))
+    assert response.status_code == 200
+    body = response.json()
+    # The run may cross midnight: accept either day.
+    today = datetime.now(UTC).date()
+    ends = {(today + timedelta(days=1 + d)).isoformat() for d in (-1, 0)}
+    assert body["to"] in ends
+    span = datetime.fromisoformat(body["to"]) - datetime.fromisoformat(body["from"])
+    assert span == timedelta(days=90)
+
+
+@pytest.mark.parametrize(
+    ("params", "mentions"),
+    [
+        ({"from": "yesterday"}, "from"),
+        ({"to": "2026-13-01"}, "to"),
+        ({"from": "2026-05-01", "to": "2026-04-01"}, "before"),
+        ({"from": "2026-04-01", "to": "2026-04-01"}, "before"),
+        ({"period": "year"}, "period"),
+        ({"segment": "platinum"}, "segment"),
+        ({"channel": "fax"}, "channel"),
+        ({"split": "store"}, "split"),
+        ({"split": "segment", "name": "financial-summary"}, "cannot be split"),
+        ({"days": "0", "name": "accounts-due-for-review"}, "days"),
+        ({"days": "many", "name": "accounts-due-for-review"}, "days"),
+        ({"days": "30"}, "takes no days"),
+        ({"format": "xlsx"}, "format"),
+        ({"from": "1066-10-14"}, "between"),
+        ({"from": "2000-01-01", "period": "day"}, "periods"),
+    ],
+)
+def test_bad_parameters_are_422_problems(
+    api: TestClient, auth: Auth, params: dict[str, str], mentions: str
+) -> None:
+    name = params.pop("name", "service-kpis")
+    response = api.get(f"/v1/reports/{name}", params={**APRIL, **params}, headers=auth("auditor"))
+    assert mentions in problem(response, 422)["detail"]
+
+
+# ---- guidelines ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_guidelines_are_read_by_report_readers_auditors_and_admins(
+    api: TestClient, auth: Auth, role: str
+) -> None:
+    response = api.get("/v1/guidelines", headers=auth(role))
+    if role == "integration":
+        problem(response, 403)
+        return
+    assert response.status_code == 200
+    body = response.json()
+    assert body["satisfaction"] == {
+        "comparison": "at_least",
+        "target": 4.0,
+        "source": "default",
+        "updated_at": None,
+        "updated_by": None,
+    }
+    assert body["first_response_hours_p90"]["target"] == 24.0
+    assert body["churn_rate"] == body["churn_rate"] | {"comparison": "at_most", "target": 0.05}
+
+
+@pytest.mark.parametrize("role", ["customer_service", "marketing", "finance", "auditor"])
+def test_only_management_and_admins_set_guidelines(api: TestClient, auth: Auth, role: str) -> None:
+    body = {"satisfaction": {"comparison": "at_least", "target": 1.0}}
+    problem(api.put("/v1/guidelines", json=body, headers=auth(role)), 403)
+    assert api.get("/v1/guidelines", headers=auth(role)).json()["satisfaction"]["target"] == 4.0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"happiness": {"comparison": "at_least", "target": 1}},
+        {"turnover": {"comparison": "exactly", "target": 1}},
+        {"turnover": {"comparison": "at_least", "target": "a lot"}},
+        {"turnover": {"comparison": "at_least"}},
+        {"turnover": {"comparison": "at_least", "target": 1, "weight": 2}},
+        {},
+        [],
+    ],
+)
+def test_bad_guidelines_are_422_problems(api: TestClient, auth: Auth, body: Any) -> None:
+    problem(api.put("/v1/guidelines", json=body, headers=auth("management")), 422)
+    assert "turnover" not in api.get("/v1/guidelines", headers=auth("management")).json()
+
+
+def test_management_sets_a_target_and_the_scheme_review_follows(
+    api: TestClient, auth: Auth
+) -> None:
+    body = {
+        "turnover": {"comparison": "at_least", "target": 200},
+        "visits": {"comparison": "at_most", "target": 3},
+    }
+    response = api.put("/v1/guidelines", json=body, headers=auth("management", sub="head"))
+    try:
+        assert response.status_code == 200, response.text
+        turnover = response.json()["turnover"]
+        assert (turnover["target"], turnover["source"], turnover["updated_by"]) == (
+            200.0,
+            "set",
+            "head",
+        )
+        review = api.get("/v1/reports/scheme-review", params=APRIL, headers=auth("auditor"))
+        rows = {r["kpi"]: r for r in review.json()["rows"]}
+        assert (rows["turnover"]["met"], rows["turnover"]["deviation"]) == (False, -39.5)
+        assert (rows["visits"]["met"], rows["visits"]["deviation"]) == (True, 0.0)
+    finally:
+        reset = {"turnover": None, "visits": None}
+        assert api.put("/v1/guidelines", json=reset, headers=auth("admin")).status_code == 200
+    after = api.get("/v1/guidelines", headers=auth("management")).json()
+    assert "turnover" not in after and "visits" not in after
