@@ -155,6 +155,8 @@ class Ingest:
 
     def run(self, stop: threading.Event) -> None:
         """Consume and apply until `stop` is set."""
+        # Poll back to back, with no sleep: kafka-python 3.0.12 drops a group
+        # join that completes while no poll() waits for it, and joins again.
         while not stop.is_set():
             self.poll_once(timeout_ms=500)
 
