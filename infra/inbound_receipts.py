@@ -44,7 +44,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -52,6 +54,8 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
+
+from domain.integrity import plain_state
 
 # Merge into the Ledger's eventsourcing env so its recorder writes receipts.
 RECORDER_ENV = {"APPLICATION_RECORDER_TOPIC": "infra.inbound_receipts:LedgerRecorder"}
@@ -156,6 +160,25 @@ class LedgerRecorder(PostgresApplicationRecorder):
         self.sql_create_statements.append(SQL(_CREATE_APPLIED).format(schema=schema))
         self._claim_offsets = SQL(_CLAIM_OFFSETS).format(schema=schema)
         self._claim_events = SQL(_CLAIM_EVENTS).format(schema=schema)
+        self._select_times = SQL(
+            "SELECT originator_version, state FROM {schema}.{table}"
+            " WHERE originator_id = %s AND originator_version = ANY(%s)"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
+
+    def recorded_at(self, originator_id: UUID, versions: Sequence[int]) -> dict[int, datetime]:
+        """When each of these versions of an aggregate was recorded, in one query.
+
+        Point-in-time reads search versions by recorded time (domain/ledger.py).
+        """
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_times, (originator_id, list(versions)), prepare=True)
+            rows = curs.fetchall()
+        return {
+            row["originator_version"]: datetime.fromisoformat(
+                plain_state(row["state"])["timestamp"]
+            )
+            for row in rows
+        }
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
