@@ -138,6 +138,12 @@ def segment_analysis(conn: Connection, schema: str, scope: ReportScope) -> Rows:
                              ('1 ' || %(period)s)::interval) p
     ),
     segments AS (SELECT DISTINCT segment FROM {{rm}}.daily_facts WHERE day < %(end)s {filters}),
+    before AS (
+        SELECT segment, sum(new_customers - lost_customers + migrations_in - migrations_out) AS size
+        FROM {{rm}}.daily_facts
+        WHERE day < %(start)s {filters}
+        GROUP BY segment
+    ),
     flows AS (
         SELECT {PERIOD_START.format(col="day")} AS period_start, segment,
                sum(new_customers) AS new_customers, sum(lost_customers) AS lost_customers,
@@ -146,29 +152,30 @@ def segment_analysis(conn: Connection, schema: str, scope: ReportScope) -> Rows:
         WHERE day >= %(start)s AND day < %(end)s {filters}
         GROUP BY 1, 2
     ),
-    rows AS (
-        SELECT p.period_start, p.period_end, s.segment,
-               (SELECT sum(new_customers - lost_customers + migrations_in - migrations_out)
-                FROM {{rm}}.daily_facts
-                WHERE segment = s.segment AND day < p.period_start {filters}) AS size_at_start,
-               (SELECT sum(new_customers - lost_customers + migrations_in - migrations_out)
-                FROM {{rm}}.daily_facts
-                WHERE segment = s.segment AND day < p.period_end {filters}) AS size_at_end,
-               f.new_customers, f.lost_customers, f.migrations_in, f.migrations_out
+    grid AS (
+        SELECT p.period_start, p.period_end, s.segment, coalesce(b.size, 0) AS before,
+               coalesce(f.new_customers - f.lost_customers + f.migrations_in - f.migrations_out,
+                        0) AS net,
+               f.new_customers IS NOT NULL AS moved,
+               coalesce(f.new_customers, 0) AS new_customers,
+               coalesce(f.lost_customers, 0) AS lost_customers,
+               coalesce(f.migrations_in, 0) AS migrations_in,
+               coalesce(f.migrations_out, 0) AS migrations_out
         FROM periods p CROSS JOIN segments s
+        LEFT JOIN before b ON b.segment = s.segment
         LEFT JOIN flows f ON f.period_start = p.period_start AND f.segment = s.segment
+    ),
+    sized AS (
+        SELECT *, before + sum(net) OVER (PARTITION BY segment ORDER BY period_start) AS size_at_end
+        FROM grid
     )
     SELECT period_start, period_end, segment,
-           coalesce(size_at_start, 0)::bigint AS size_at_start,
-           coalesce(size_at_end, 0)::bigint AS size_at_end,
-           coalesce(new_customers, 0)::bigint AS new_customers,
-           coalesce(lost_customers, 0)::bigint AS lost_customers,
-           coalesce(migrations_in, 0)::bigint AS migrations_in,
-           coalesce(migrations_out, 0)::bigint AS migrations_out
-    FROM rows
+           (size_at_end - net)::bigint AS size_at_start, size_at_end::bigint AS size_at_end,
+           new_customers::bigint AS new_customers, lost_customers::bigint AS lost_customers,
+           migrations_in::bigint AS migrations_in, migrations_out::bigint AS migrations_out
+    FROM sized
     -- A segment with nobody in it and nothing moving says nothing for the period.
-    WHERE coalesce(size_at_start, 0) <> 0 OR coalesce(size_at_end, 0) <> 0
-       OR new_customers IS NOT NULL
+    WHERE size_at_end - net <> 0 OR size_at_end <> 0 OR moved
     ORDER BY period_start, segment
     """
     rows = _query(conn, sql, schema, params | _range(scope))

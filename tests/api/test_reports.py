@@ -145,6 +145,16 @@ def test_a_report_as_csv_has_a_header_row(api: TestClient, auth: Auth) -> None:
     assert by_channel["online"][4] == ""  # no answer yet: no mean
 
 
+def test_an_empty_report_as_csv_is_its_header_row(api: TestClient, auth: Auth) -> None:
+    params = {"from": "2020-01-01", "to": "2020-02-01", "format": "csv"}
+    response = api.get("/v1/reports/staff-performance", params=params, headers=auth("auditor"))
+    assert response.status_code == 200
+    assert response.text == (
+        "actor,inquiries_answered,complaints_resolved,first_response_hours_mean,"
+        "complaint_resolution_hours_mean,satisfied_share\r\n"
+    )
+
+
 def test_due_for_review_csv_shows_no_personal_data(api: TestClient, auth: Auth) -> None:
     params = {**APRIL, "format": "csv", "days": "30"}
     response = api.get(

@@ -259,6 +259,19 @@ def test_trend_is_flat_only_for_equal_values() -> None:
     assert (trend(2, 1), trend(1, 2), trend(None, 1), trend(1, None)) == ("up", "down", None, None)
 
 
+def test_guidelines_survive_a_rebuild_of_the_read_models(services: Services) -> None:
+    schema = services.settings.readmodel_schema
+    with services.pool.connection() as conn:
+        set_guidelines(conn, schema, {"visits": ("at_least", 2.0)}, "head-of-service")
+    try:
+        services.readmodels.rebuild("kpis")
+        rows = review(services)
+        assert (rows["visits"]["target"], rows["visits"]["met"]) == (2.0, True)
+    finally:
+        with services.pool.connection() as conn:
+            set_guidelines(conn, schema, {"visits": None}, "x")
+
+
 def test_guidelines_refuse_unknown_kpis_and_bad_targets(services: Services) -> None:
     schema = services.settings.readmodel_schema
     bad: list[dict[str, Any]] = [
