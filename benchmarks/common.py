@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import platform
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from domain import activities as act
 from domain.account import CustomerAccount
 from domain.activities import apply_activity
 from domain.ledger import Ledger
+from infra.broker import embedded_broker, stop_embedded_broker
 from infra.settings import Settings
 from infra.wiring import Services, bootstrap
 
@@ -51,6 +53,16 @@ def bench_services() -> Iterator[Services]:
         services.close()
         with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE".encode())
+
+
+@contextmanager
+def embedded_kafka() -> Iterator[str]:
+    """An embedded broker of its own (memory only), stopped afterwards; yields its address."""
+    with tempfile.TemporaryDirectory(prefix="crmledger-bench-") as home:
+        try:
+            yield embedded_broker(Path(home)).bootstrap
+        finally:
+            stop_embedded_broker(Path(home))
 
 
 def open_account(ledger: Ledger, save: bool = True) -> CustomerAccount:

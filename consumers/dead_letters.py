@@ -22,11 +22,14 @@ from pydantic import ValidationError
 
 from consumers.messages import NotJSON, describe
 from domain.errors import LedgerError
+from infra.metrics import DEAD_LETTERS
 from infra.topics import INTEGRATION_DLQ
 
 log = logging.getLogger(__name__)
 
 MAX_DETAIL = 1000
+# The headers `dead_letter` adds after the message's own, in this order.
+DEAD_LETTER_HEADERS = ("error", "error_detail", "source_topic", "source_partition", "source_offset")
 
 
 def dead_letter_reason(error: BaseException) -> str | None:
@@ -80,4 +83,5 @@ def dead_letter(
     future: FutureRecordMetadata = producer.send(
         INTEGRATION_DLQ, value=record.value, key=record.key, headers=headers
     )
+    DEAD_LETTERS.labels(reason).inc()
     return future

@@ -59,6 +59,7 @@ from infra.inbound_receipts import (
     applied_events,
     stored_offsets,
 )
+from infra.metrics import forget_ingest_lag, set_ingest_lag
 from infra.topics import INTEGRATION_EVENTS, ensure_topics
 from infra.wiring import Services
 from infra.worker import Worker
@@ -104,7 +105,8 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]  # 
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         # Nothing to save: the positions are in PostgreSQL with the events.
-        pass
+        # Their lag is now the new owner's to report.
+        self._ingest.forget_lag(revoked)
 
 
 class Ingest:
@@ -161,9 +163,10 @@ class Ingest:
             self.poll_once(timeout_ms=500)
 
     def poll_once(self, timeout_ms: int = 500) -> BatchResult:
-        """Fetch one batch, apply it and checkpoint it."""
+        """Fetch one batch, apply it, checkpoint it and report the lag left."""
         result = self.apply(self.fetch(timeout_ms))
         self.checkpoint(result)
+        self.record_lag()
         return result
 
     def fetch(self, timeout_ms: int = 500) -> list[ConsumerRecord]:
@@ -228,6 +231,25 @@ class Ingest:
         self._producer.close(timeout=10)
 
     # ---- positions ------------------------------------------------------------------
+
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this consumer holds now (empty while the group rebalances)."""
+        return set(self._consumer.assignment() or ())
+
+    def record_lag(self) -> None:
+        """Set the lag metric of each held partition: highwater minus position."""
+        lags = []
+        for tp in self.assignment():
+            # Known once a fetch answered for the partition; until then, no figure.
+            highwater = self._consumer.highwater(tp)
+            position = self._consumer.position(tp, timeout_ms=0)
+            if highwater is not None and position is not None:
+                lags.append((tp.partition, max(highwater - position, 0)))
+        set_ingest_lag(self.group, self.topic, lags)
+
+    def forget_lag(self, partitions: Any) -> None:
+        """Drop the lag metric of partitions given up in a rebalance."""
+        forget_ingest_lag(self.group, self.topic, [tp.partition for tp in partitions])
 
     def seek_to_stored(self, partitions: Any) -> None:
         """Seek each of these partitions to its stored offset, when one is stored."""
@@ -327,12 +349,13 @@ def start_ingest(services: Services, bootstrap: str | None = None, **options: An
     """Run the ingest consumer in a background thread (restarted after failures).
 
     Stop it with `.stop()`. Without `bootstrap`, the configured cluster or the
-    embedded broker is used. Missing topics are created first. `options` go to
-    `Ingest` (group, session_timeout_ms, max_records).
+    embedded broker is used, looked up at every restart: an embedded broker
+    that stopped is started again, on a new port. Missing topics are created
+    first. `options` go to `Ingest` (group, session_timeout_ms, max_records).
     """
-    address = bootstrap or kafka_bootstrap(services.settings)
 
     def factory() -> Ingest:
+        address = bootstrap or kafka_bootstrap(services.settings)
         ensure_topics(address, services.settings)
         return Ingest(services, address, **options)
 

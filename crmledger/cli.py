@@ -244,6 +244,60 @@ def projections_rebuild(
         services.close()
 
 
+dlq = typer.Typer(help="Dead letters of the inbound integration topic.", no_args_is_help=True)
+app.add_typer(dlq, name="dlq")
+
+
+@dlq.command("list")
+def dlq_list(
+    error: Annotated[str | None, typer.Option(help="only dead letters with this error")] = None,
+) -> None:
+    """Show the dead letters: where, why, where from, and whether replayed."""
+    from rich.table import Table
+
+    from consumers.dead_letter_replay import list_dead_letters
+    from infra.broker import kafka_bootstrap
+
+    services = _services()
+    try:
+        letters = list_dead_letters(services, kafka_bootstrap(services.settings))
+    finally:
+        services.close()
+    letters = [x for x in letters if error is None or x.error == error]
+    table = Table("partition", "offset", "key", "error", "error_detail", "source", "replayed")
+    for x in letters:
+        key = "" if x.key is None else x.key.decode(errors="replace")
+        replayed = "no" if x.replayed_at is None else f"{x.replayed_at:%Y-%m-%d %H:%M:%S}"
+        if x.replayed_to is not None:
+            replayed += f" -> [{x.replayed_to[0]}]@{x.replayed_to[1]}"
+        table.add_row(
+            str(x.partition), str(x.offset), key, x.error, x.error_detail, x.source, replayed
+        )
+    console.print(table)
+    done = sum(x.replayed_at is not None for x in letters)
+    console.print(f"{len(letters)} dead letters, {done} replayed")
+
+
+@dlq.command("replay")
+def dlq_replay(
+    error: Annotated[str | None, typer.Option(help="only dead letters with this error")] = None,
+) -> None:
+    """Send dead letters back to the integration topic as they arrived; each one at most once."""
+    from consumers.dead_letter_replay import replay_dead_letters
+    from infra.broker import kafka_bootstrap
+    from infra.topics import INTEGRATION_EVENTS
+
+    services = _services()
+    try:
+        report = replay_dead_letters(services, kafka_bootstrap(services.settings), error=error)
+    finally:
+        services.close()
+    console.print(
+        f"replayed {len(report.replayed)} dead letters to {INTEGRATION_EVENTS}"
+        f" ({report.skipped} replayed before)"
+    )
+
+
 retention = typer.Typer(help="The retention job.", no_args_is_help=True)
 app.add_typer(retention, name="retention")
 

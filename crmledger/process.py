@@ -56,7 +56,7 @@ def start_background(services: Services, roles: set[str], console: Console) -> l
     from consumers.projector import start_projector
     from infra.relay import start_relay
 
-    starters: dict[str, Callable[[Services, str], Worker]] = {
+    starters: dict[str, Callable[[Services, str | None], Worker]] = {
         "relay": start_relay,
         "ingest": start_ingest,
         "projector": start_projector,
@@ -67,7 +67,10 @@ def start_background(services: Services, roles: set[str], console: Console) -> l
         bootstrap = kafka_bootstrap(services.settings)
         where = "embedded broker" if services.settings.kafka_bootstrap is None else "cluster"
         console.print(f"kafka: {bootstrap} ({where}); roles: {', '.join(wanted)}")
-        workers = [starters[role](services, bootstrap) for role in wanted]
+        # No fixed address for an embedded broker: a worker looks it up at each
+        # restart, so a broker that stopped is started again (infra/relay.py).
+        address = bootstrap if services.settings.kafka_bootstrap else None
+        workers = [starters[role](services, address) for role in wanted]
     if "api" in roles:
         workers.append(Worker("retention", lambda: RetentionJob(services)).start())
     return workers

@@ -51,6 +51,13 @@ from infra.worker import Worker
 log = logging.getLogger(__name__)
 
 HEADERS = [("content-type", CLOUDEVENTS_JSON)]
+LINGER_MS = 5
+# How long a batch may wait for the broker's acknowledgement before the relay
+# fails and its worker builds it again. An embedded broker that stopped comes
+# back on another port, which the old producer would retry in vain, so fail
+# sooner there; a cluster keeps its addresses: give it kafka-python's default.
+EMBEDDED_DELIVERY_TIMEOUT_MS = 10_000
+CLUSTER_DELIVERY_TIMEOUT_MS = 120_000
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS relay_positions (
@@ -73,6 +80,7 @@ class Relay:
         topic: str = ACCOUNT_EVENTS,
         batch_size: int = 1000,
         idle_recheck: float = 5.0,
+        delivery_timeout_ms: int | None = None,
     ) -> None:
         self._services = services
         self._ledger = services.ledger
@@ -81,6 +89,11 @@ class Relay:
         self._batch_size = batch_size
         self._idle_recheck = idle_recheck
         self.cluster_id = cluster_id(bootstrap)
+        if delivery_timeout_ms is None:
+            embedded = services.settings.kafka_bootstrap is None
+            delivery_timeout_ms = (
+                EMBEDDED_DELIVERY_TIMEOUT_MS if embedded else CLUSTER_DELIVERY_TIMEOUT_MS
+            )
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap,
             client_id="crmledger-relay",
@@ -89,7 +102,10 @@ class Relay:
             enable_idempotence=True,
             acks="all",
             batch_size=256 * 1024,
-            linger_ms=5,
+            linger_ms=LINGER_MS,
+            delivery_timeout_ms=delivery_timeout_ms,
+            # kafka-python wants a request to fit in the delivery timeout.
+            request_timeout_ms=min(30_000, delivery_timeout_ms - LINGER_MS),
         )
         self.position: int | None = None  # loaded on first use, after the lock
         self.published = 0
@@ -234,12 +250,15 @@ def relay_position(services: Services, topic: str = ACCOUNT_EVENTS) -> int | Non
 def start_relay(services: Services, bootstrap: str | None = None, **options: Any) -> Worker:
     """Run the relay in a background thread (restarted after failures); stop it with `.stop()`.
 
-    Without `bootstrap`, the configured cluster or the embedded broker is used.
-    Missing topics are created first. `options` go to `Relay`.
+    Without `bootstrap`, the configured cluster or the embedded broker is used,
+    looked up at every restart: an embedded broker that stopped is started
+    again (on a new port, empty, with a new cluster id, so the fresh relay
+    republishes the store). Missing topics are created first. `options` go to
+    `Relay`.
     """
-    address = bootstrap or kafka_bootstrap(services.settings)
 
     def factory() -> Relay:
+        address = bootstrap or kafka_bootstrap(services.settings)
         ensure_topics(address, services.settings)
         return Relay(services, address, **options)
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import ServicesDep
+from infra.metrics import refresh
 
 router = APIRouter(tags=["operations"])
 
@@ -29,6 +30,8 @@ def readyz(services: ServicesDep, response: Response) -> dict[str, str]:
 
 
 @router.get("/metrics")
-def metrics() -> Response:
+def metrics(services: ServicesDep) -> Response:
     """Prometheus metrics."""
+    # Positions kept in PostgreSQL (relay, read models) are read at each scrape.
+    refresh(services)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
