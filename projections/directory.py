@@ -11,66 +11,34 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection
+from psycopg import Connection, Cursor
 from psycopg.rows import dict_row
 
 from projections.events import ProjectedEvent
-from projections.sql import Statement
 
 CONTACT_FIELDS = ("name", "email", "phone")
 
 
-def directory_changes(e: ProjectedEvent) -> list[Statement]:
-    """How one event changes the accounts table."""
-    d = e.data
-    if e.type == "AccountOpened":
-        customer: Mapping[str, Any] = d.get("customer") or {}
-        return [
-            Statement(
-                "INSERT INTO {rm}.accounts (account_id, external_ref, status, segment,"
-                " service_plan, channel, opened_at, opened_day, details_current_at,"
-                " last_activity_at, version, name, email, phone)"
-                " VALUES (%s, %s, 'open', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (account_id) DO NOTHING",
-                (
-                    e.account_id,
-                    d.get("external_ref"),
-                    d["segment"],
-                    d["service_plan"],
-                    d["channel"],
-                    e.occurred_at,
-                    e.day,
-                    e.occurred_at,
-                    e.occurred_at,
-                    e.version,
-                    *(customer.get(f) for f in CONTACT_FIELDS),
-                ),
-            )
-        ]
-    if e.type == "DetailsUpdated":
-        changed = {f: v for f, v in (d.get("customer") or {}).items() if f in CONTACT_FIELDS}
-        sets = "".join(f", {f} = %s" for f in changed)
-        return [_touch(e, "details_current_at = %s" + sets, (e.occurred_at, *changed.values()))]
-    if e.type == "DetailsConfirmed":
-        return [_touch(e, "details_current_at = %s", (e.occurred_at,))]
-    if e.type == "SegmentChanged":
-        return [_touch(e, "segment = %s", (d["to_segment"],))]
-    if e.type == "ServicePlanChanged":
-        return [_touch(e, "service_plan = %s", (d["to_plan"],))]
-    if e.type == "AccountClosed":
-        return [
-            _touch(
-                e,
-                "status = 'closed', closed_at = %s, closed_day = %s, close_reason = %s",
-                (e.occurred_at, e.day, d["reason"]),
-            )
-        ]
-    if e.type == "PersonalDataErased":
-        return [_touch(e, "erased = true, name = NULL, email = NULL, phone = NULL", ())]
-    if e.type in ACTIVITY_TYPES:
-        return [_touch(e, "last_activity_at = greatest(last_activity_at, %s)", (e.occurred_at,))]
-    return []  # an event this read model does not know: skipped, position still advances
-
+COLUMNS = (
+    "account_id",
+    "external_ref",
+    "status",
+    "segment",
+    "service_plan",
+    "channel",
+    "opened_at",
+    "opened_day",
+    "closed_at",
+    "closed_day",
+    "close_reason",
+    "details_current_at",
+    "last_activity_at",
+    "version",
+    "name",
+    "email",
+    "phone",
+    "erased",
+)
 
 ACTIVITY_TYPES = frozenset(
     {
@@ -84,11 +52,90 @@ ACTIVITY_TYPES = frozenset(
 )
 
 
-def _touch(e: ProjectedEvent, sets: str, params: tuple[Any, ...]) -> Statement:
-    return Statement(
-        f"UPDATE {{rm}}.accounts SET {sets}, version = %s WHERE account_id = %s",
-        (*params, e.version, e.account_id),
-    )
+class DirectoryFold:
+    """Folds a batch of events into the directory rows they touch, then writes each once.
+
+    Rows are read once per batch and written once per batch: PostgreSQL slows
+    down with every update of the same row inside one transaction, and a
+    batch (or a rebuild) holds many events of the same account.
+    """
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self.rows: dict[UUID, dict[str, Any]] = {}
+        self.touched: set[UUID] = set()
+
+    def load(self, conn: Connection, account_ids: set[UUID]) -> None:
+        """Read the rows of the batch's accounts."""
+        sql = f"SELECT {', '.join(COLUMNS)} FROM {self.schema}.accounts WHERE account_id = ANY(%s)"
+        with conn.cursor(row_factory=dict_row) as cur:
+            for row in cur.execute(sql.encode(), (list(account_ids),)):
+                self.rows[row["account_id"]] = row
+
+    def apply(self, e: ProjectedEvent) -> None:
+        """Change the account's row for one event (an event it does not know changes nothing)."""
+        d = e.data
+        if e.type == "AccountOpened":
+            if e.account_id in self.rows:
+                return
+            customer: Mapping[str, Any] = d.get("customer") or {}
+            self.rows[e.account_id] = {
+                "account_id": e.account_id,
+                "external_ref": d.get("external_ref"),
+                "status": "open",
+                "segment": d["segment"],
+                "service_plan": d["service_plan"],
+                "channel": d["channel"],
+                "opened_at": e.occurred_at,
+                "opened_day": e.day,
+                "closed_at": None,
+                "closed_day": None,
+                "close_reason": None,
+                "details_current_at": e.occurred_at,
+                "last_activity_at": e.occurred_at,
+                "version": e.version,
+                **{f: customer.get(f) for f in CONTACT_FIELDS},
+                "erased": False,
+            }
+            self.touched.add(e.account_id)
+            return
+        row = self.rows.get(e.account_id)
+        if row is None:
+            return
+        if e.type == "DetailsUpdated":
+            changed = d.get("customer") or {}
+            row.update({f: v for f, v in changed.items() if f in CONTACT_FIELDS})
+            row["details_current_at"] = e.occurred_at
+        elif e.type == "DetailsConfirmed":
+            row["details_current_at"] = e.occurred_at
+        elif e.type == "SegmentChanged":
+            row["segment"] = d["to_segment"]
+        elif e.type == "ServicePlanChanged":
+            row["service_plan"] = d["to_plan"]
+        elif e.type == "AccountClosed":
+            row.update(
+                status="closed", closed_at=e.occurred_at, closed_day=e.day, close_reason=d["reason"]
+            )
+        elif e.type == "PersonalDataErased":
+            row.update(erased=True, name=None, email=None, phone=None)
+        elif e.type in ACTIVITY_TYPES:
+            row["last_activity_at"] = max(row["last_activity_at"], e.occurred_at)
+        row["version"] = e.version
+        self.touched.add(e.account_id)
+
+    def write(self, cur: Cursor[Any]) -> None:
+        """Upsert every touched row, once."""
+        if not self.touched:
+            return
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[1:])
+        sql = (
+            f"INSERT INTO {self.schema}.accounts ({', '.join(COLUMNS)})"
+            f" VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+            f" ON CONFLICT (account_id) DO UPDATE SET {updates}"
+        )
+        cur.executemany(
+            sql.encode(), [tuple(self.rows[a][c] for c in COLUMNS) for a in self.touched]
+        )
 
 
 def search_accounts(

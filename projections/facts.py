@@ -1,18 +1,29 @@
-"""KPI facts: how each event adds to the daily counters, cases and migrations.
+"""KPI facts: how events add to the daily counters, the cases and the migrations.
 
 Every fact lands on the day the event occurred (in the reporting time zone)
 and on the account's segment at that moment, which this read model keeps in its
 own kpi_accounts table (each account's events arrive in order), so it can be
 rebuilt without the directory. The channel is the activity's own channel where
 it has one (visits, inquiries), else the channel the account was opened through.
+
+A batch is folded in memory first: counters are summed per (day, segment,
+channel) and written with one upsert per key, because PostgreSQL slows down
+with every update of the same row inside one transaction, and most events of a
+batch land on a few busy days.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection, Cursor
 
 from projections.events import ProjectedEvent
-from projections.sql import Statement
 
 COUNTERS = (
     "new_customers",
@@ -29,122 +40,267 @@ COUNTERS = (
     "migrations_in",
     "migrations_out",
 )
+SALES = ("purchases", "refunds", "turnover", "profit")
+CASE_COLUMNS = (
+    "account_id",
+    "kind",
+    "case_id",
+    "opened_at",
+    "segment",
+    "channel",
+    "closed_at",
+    "closed_day",
+    "closed_by",
+    "hours",
+    "satisfied",
+)
 
 
-def fact_changes(e: ProjectedEvent) -> list[Statement]:
-    """How one event changes the KPI facts (run after the directory's change)."""
-    d = e.data
-    match e.type:
-        case "AccountOpened":
-            opened = Statement(
-                "INSERT INTO {rm}.kpi_accounts (account_id, segment, channel, opened_day)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (e.account_id, d["segment"], d["channel"], e.day),
+@dataclass
+class KpiAccount:
+    """Where an account's facts belong."""
+
+    segment: str
+    channel: str
+    opened_day: date
+    closed_day: date | None = None
+
+
+@dataclass
+class Closing:
+    """An inquiry answered or a complaint resolved whose opening is already stored."""
+
+    account_id: UUID
+    kind: str
+    case_id: str
+    opened_at: datetime
+    closed_at: datetime
+    closed_day: date
+    closed_by: str | None
+    hours: float
+    satisfied: bool | None
+
+
+class KpiFold:
+    """Folds a batch of events into KPI facts and writes each changed row once."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self.accounts: dict[UUID, KpiAccount] = {}
+        self.touched: set[UUID] = set()
+        self.counts: defaultdict[tuple[date, str, str], defaultdict[str, Any]] = defaultdict(
+            lambda: defaultdict(int)
+        )
+        self.sales: defaultdict[tuple[date, str, str, str, str], defaultdict[str, Any]] = (
+            defaultdict(lambda: defaultdict(int))
+        )
+        self.opened: dict[tuple[UUID, str, str], dict[str, Any]] = {}
+        self.new_cases: list[dict[str, Any]] = []
+        self.closings: list[Closing] = []
+        self.migrations: list[tuple[UUID, int, date, str, str]] = []
+
+    def load(self, conn: Connection, account_ids: set[UUID]) -> None:
+        """Read where the batch's accounts belong."""
+        rows = conn.execute(
+            f"SELECT account_id, segment, channel, opened_day, closed_day"
+            f" FROM {self.schema}.kpi_accounts WHERE account_id = ANY(%s)".encode(),
+            (list(account_ids),),
+        )
+        for account_id, segment, channel, opened_day, closed_day in rows:
+            self.accounts[account_id] = KpiAccount(segment, channel, opened_day, closed_day)
+        # Open cases, so every case's hours are computed here the same way.
+        rows = conn.execute(
+            f"SELECT account_id, kind, case_id, opened_at FROM {self.schema}.cases"
+            " WHERE account_id = ANY(%s) AND closed_at IS NULL".encode(),
+            (list(account_ids),),
+        )
+        for account_id, kind, case_id, opened_at in rows:
+            self.opened[(account_id, kind, case_id)] = {"opened_at": opened_at, "stored": True}
+
+    def apply(self, e: ProjectedEvent) -> None:
+        """Add one event's facts (an event it does not know adds nothing)."""
+        d = e.data
+        if e.type == "AccountOpened":
+            if e.account_id not in self.accounts:
+                self.accounts[e.account_id] = KpiAccount(d["segment"], d["channel"], e.day)
+                self.touched.add(e.account_id)
+                self._count(e, "new_customers", 1)
+            return
+        account = self.accounts.get(e.account_id)
+        if account is None:
+            return
+        match e.type:
+            case "AccountClosed":
+                account.closed_day = e.day
+                self.touched.add(e.account_id)
+                self._count(e, "lost_customers", 1)
+            case "PurchaseRecorded" | "RefundRecorded":
+                sign = 1 if e.type == "PurchaseRecorded" else -1
+                amount, cost = e.decimal("amount"), e.decimal("cost")
+                self._money(e, account, "purchases" if sign == 1 else "refunds", sign, amount, cost)
+            case "VisitRecorded":
+                self._count(e, "visits", 1, d["channel"])
+            case "InquiryOpened":
+                self._count(e, "inquiries", 1, d["channel"])
+                self._open_case(e, account, "inquiry", d["inquiry_id"], d["channel"])
+            case "InquiryAnswered":
+                self._close_case(e, "inquiry", d["inquiry_id"], None)
+            case "ComplaintLodged":
+                self._count(e, "complaints", 1)
+                self._open_case(e, account, "complaint", d["complaint_id"], account.channel)
+            case "ComplaintResolved":
+                self._close_case(e, "complaint", d["complaint_id"], bool(d["satisfied"]))
+            case "FeedbackGiven":
+                self._count(e, "feedback_count", 1)
+                self._count(e, "feedback_sum", int(d["score"]))
+            case "SegmentChanged":
+                self.counts[(e.day, d["from_segment"], account.channel)]["migrations_out"] += 1
+                account.segment = d["to_segment"]
+                self.touched.add(e.account_id)
+                self._count(e, "migrations_in", 1)
+                self.migrations.append(
+                    (e.account_id, e.version, e.day, d["from_segment"], d["to_segment"])
+                )
+
+    def write(self, cur: Cursor[Any]) -> None:
+        """Write the batch: accounts, counters, sales, cases, migrations."""
+        rm = self.schema
+        if self.touched:
+            cur.executemany(
+                f"INSERT INTO {rm}.kpi_accounts (account_id, segment, channel, opened_day,"
+                " closed_day) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (account_id) DO UPDATE"
+                " SET segment = EXCLUDED.segment, closed_day = EXCLUDED.closed_day".encode(),
+                [
+                    (a, k.segment, k.channel, k.opened_day, k.closed_day)
+                    for a in self.touched
+                    for k in (self.accounts[a],)
+                ],
             )
-            return [opened, _add(e, {"new_customers": 1})]
-        case "AccountClosed":
-            closed = Statement(
-                "UPDATE {rm}.kpi_accounts SET closed_day = %s WHERE account_id = %s",
-                (e.day, e.account_id),
+        _add_up(cur, f"{rm}.daily_facts", ("day", "segment", "channel"), COUNTERS, self.counts)
+        _add_up(
+            cur,
+            f"{rm}.sales_daily",
+            ("day", "segment", "channel", "store", "currency"),
+            SALES,
+            self.sales,
+        )
+        if self.new_cases:
+            values = ", ".join(["%s"] * len(CASE_COLUMNS))
+            cur.executemany(
+                f"INSERT INTO {rm}.cases ({', '.join(CASE_COLUMNS)})"
+                f" VALUES ({values}) ON CONFLICT DO NOTHING".encode(),
+                [tuple(c[k] for k in CASE_COLUMNS) for c in self.new_cases],
             )
-            return [closed, _add(e, {"lost_customers": 1})]
-        case "PurchaseRecorded" | "RefundRecorded":
-            amount, cost = e.decimal("amount"), e.decimal("cost")
-            sign = 1 if e.type == "PurchaseRecorded" else -1
-            count = "purchases" if sign == 1 else "refunds"
-            return [
-                _add(e, {count: 1, "turnover": sign * amount, "profit": sign * (amount - cost)}),
-                _sale(e, count, sign * amount, sign * (amount - cost)),
-            ]
-        case "VisitRecorded":
-            return [_add(e, {"visits": 1}, channel=d["channel"])]
-        case "InquiryOpened":
-            return [
-                _add(e, {"inquiries": 1}, channel=d["channel"]),
-                _open_case(e, "inquiry", d["inquiry_id"], d["channel"]),
-            ]
-        case "InquiryAnswered":
-            return [_close_case(e, "inquiry", d["inquiry_id"], None)]
-        case "ComplaintLodged":
-            return [
-                _add(e, {"complaints": 1}),
-                _open_case(e, "complaint", d["complaint_id"], None),
-            ]
-        case "ComplaintResolved":
-            return [_close_case(e, "complaint", d["complaint_id"], bool(d["satisfied"]))]
-        case "FeedbackGiven":
-            return [_add(e, {"feedback_count": 1, "feedback_sum": int(d["score"])})]
-        case "SegmentChanged":
-            moved = Statement(
-                "UPDATE {rm}.kpi_accounts SET segment = %s WHERE account_id = %s",
-                (d["to_segment"], e.account_id),
+        if self.closings:
+            cur.executemany(
+                f"UPDATE {rm}.cases SET closed_at = %s, closed_day = %s, closed_by = %s,"
+                " hours = %s, satisfied = %s"
+                " WHERE account_id = %s AND kind = %s AND case_id = %s AND opened_at = %s".encode(),
+                [
+                    (
+                        *(c.closed_at, c.closed_day, c.closed_by, c.hours, c.satisfied),
+                        *(c.account_id, c.kind, c.case_id, c.opened_at),
+                    )
+                    for c in self.closings
+                ],
             )
-            return [moved, *_migration(e, d["from_segment"], d["to_segment"])]
-    return []
+        if self.migrations:
+            cur.executemany(
+                f"INSERT INTO {rm}.segment_changes (account_id, version, day, from_segment,"
+                " to_segment) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING".encode(),
+                self.migrations,
+            )
+
+    # ---- folding ----------------------------------------------------------------------
+
+    def _count(self, e: ProjectedEvent, counter: str, n: int, channel: str | None = None) -> None:
+        account = self.accounts[e.account_id]
+        self.counts[(e.day, account.segment, channel or account.channel)][counter] += n
+
+    def _money(
+        self,
+        e: ProjectedEvent,
+        account: KpiAccount,
+        count: str,
+        sign: int,
+        amount: Decimal,
+        cost: Decimal,
+    ) -> None:
+        turnover, profit = sign * amount, sign * (amount - cost)
+        for bucket in (
+            self.counts[(e.day, account.segment, account.channel)],
+            self.sales[
+                (e.day, account.segment, account.channel, e.data["store"], e.data["currency"])
+            ],
+        ):
+            bucket[count] += 1
+            bucket["turnover"] += turnover
+            bucket["profit"] += profit
+
+    def _open_case(
+        self, e: ProjectedEvent, account: KpiAccount, kind: str, case_id: str, channel: str
+    ) -> None:
+        case = {
+            "account_id": e.account_id,
+            "kind": kind,
+            "case_id": case_id,
+            "opened_at": e.occurred_at,
+            "segment": account.segment,
+            "channel": channel,
+            "closed_at": None,
+            "closed_day": None,
+            "closed_by": None,
+            "hours": None,
+            "satisfied": None,
+        }
+        self.opened[(e.account_id, kind, case_id)] = case
+        self.new_cases.append(case)
+
+    def _close_case(
+        self, e: ProjectedEvent, kind: str, case_id: str, satisfied: bool | None
+    ) -> None:
+        # The same id may be reused once a case closed: only an open case closes.
+        case = self.opened.pop((e.account_id, kind, case_id), None)
+        if case is None:
+            return
+        hours = max((e.occurred_at - case["opened_at"]).total_seconds() / 3600.0, 0.0)
+        if case.get("stored"):
+            self.closings.append(
+                Closing(
+                    e.account_id,
+                    kind,
+                    case_id,
+                    case["opened_at"],
+                    e.occurred_at,
+                    e.day,
+                    e.actor,
+                    hours,
+                    satisfied,
+                )
+            )
+            return
+        case.update(
+            closed_at=e.occurred_at,
+            closed_day=e.day,
+            closed_by=e.actor,
+            hours=hours,
+            satisfied=satisfied,
+        )
 
 
-def _add(
-    e: ProjectedEvent, counts: dict[str, int | Decimal], *, channel: str | None = None
-) -> Statement:
-    names = list(counts)
-    columns = ", ".join(names)
-    updates = ", ".join(f"{n} = {{rm}}.daily_facts.{n} + EXCLUDED.{n}" for n in names)
-    values = ", ".join(["%s"] * len(names))
-    return Statement(
-        f"INSERT INTO {{rm}}.daily_facts (day, segment, channel, {columns})"
-        f" SELECT %s, a.segment, coalesce(%s, a.channel), {values}"
-        " FROM {rm}.kpi_accounts a WHERE a.account_id = %s"
-        f" ON CONFLICT (day, segment, channel) DO UPDATE SET {updates}",
-        (e.day, channel, *counts.values(), e.account_id),
+def _add_up(
+    cur: Cursor[Any],
+    table: str,
+    keys: tuple[str, ...],
+    counters: tuple[str, ...],
+    sums: dict[Any, dict[str, Any]],
+) -> None:
+    if not sums:
+        return
+    columns = (*keys, *counters)
+    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counters)
+    cur.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}".encode(),
+        [(*key, *(bucket.get(c, 0) for c in counters)) for key, bucket in sums.items()],
     )
-
-
-def _sale(e: ProjectedEvent, count: str, turnover: Decimal, profit: Decimal) -> Statement:
-    d = e.data
-    return Statement(
-        "INSERT INTO {rm}.sales_daily"
-        f" (day, segment, channel, store, currency, {count}, turnover, profit)"
-        " SELECT %s, a.segment, a.channel, %s, %s, 1, %s, %s"
-        " FROM {rm}.kpi_accounts a WHERE a.account_id = %s"
-        " ON CONFLICT (day, segment, channel, store, currency) DO UPDATE SET"
-        f" {count} = {{rm}}.sales_daily.{count} + 1,"
-        " turnover = {rm}.sales_daily.turnover + EXCLUDED.turnover,"
-        " profit = {rm}.sales_daily.profit + EXCLUDED.profit",
-        (e.day, d["store"], d["currency"], turnover, profit, e.account_id),
-    )
-
-
-def _open_case(e: ProjectedEvent, kind: str, case_id: str, channel: str | None) -> Statement:
-    return Statement(
-        "INSERT INTO {rm}.cases (account_id, kind, case_id, opened_at, segment, channel)"
-        " SELECT a.account_id, %s, %s, %s, a.segment, coalesce(%s, a.channel)"
-        " FROM {rm}.kpi_accounts a WHERE a.account_id = %s ON CONFLICT DO NOTHING",
-        (kind, case_id, e.occurred_at, channel, e.account_id),
-    )
-
-
-def _close_case(e: ProjectedEvent, kind: str, case_id: str, satisfied: bool | None) -> Statement:
-    # The same id may be reused after the first case closed: close the open one.
-    return Statement(
-        "UPDATE {rm}.cases SET closed_at = %s, closed_day = %s, closed_by = %s,"
-        " hours = greatest(extract(epoch FROM %s - opened_at) / 3600.0, 0), satisfied = %s"
-        " WHERE account_id = %s AND kind = %s AND case_id = %s AND closed_at IS NULL",
-        (e.occurred_at, e.day, e.actor, e.occurred_at, satisfied, e.account_id, kind, case_id),
-    )
-
-
-def _migration(e: ProjectedEvent, from_segment: str, to_segment: str) -> list[Statement]:
-    # The account has moved already: count out of the old segment by its name.
-    out_of_old = Statement(
-        "INSERT INTO {rm}.daily_facts (day, segment, channel, migrations_out)"
-        " SELECT %s, %s, a.channel, 1 FROM {rm}.kpi_accounts a WHERE a.account_id = %s"
-        " ON CONFLICT (day, segment, channel) DO UPDATE SET"
-        " migrations_out = {rm}.daily_facts.migrations_out + 1",
-        (e.day, from_segment, e.account_id),
-    )
-    record = Statement(
-        "INSERT INTO {rm}.segment_changes (account_id, version, day, from_segment, to_segment)"
-        " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (e.account_id, e.version, e.day, from_segment, to_segment),
-    )
-    return [_add(e, {"migrations_in": 1}), out_of_old, record]
