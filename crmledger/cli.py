@@ -231,15 +231,14 @@ def projections_rebuild(
     try:
         total = services.ledger.recorder.max_notification_id() or 0
         with Progress(console=console) as progress:
-            for each in names:
-                task = progress.add_task(f"rebuilding {each}", total=total)
-                started = time.perf_counter()
-                events = services.readmodels.rebuild(
-                    each, progress=lambda n, t=task: progress.advance(t, n)
-                )
-                progress.update(task, completed=total)
-                seconds = time.perf_counter() - started
-                console.print(f"{each}: {events} events in {seconds:.1f} s")
+            task = progress.add_task(f"rebuilding {', '.join(names)}", total=total)
+            started = time.perf_counter()
+            events = services.readmodels.rebuild(
+                *names, progress=lambda n: progress.advance(task, n)
+            )
+            progress.update(task, completed=total)
+        seconds = time.perf_counter() - started
+        console.print(f"{', '.join(names)}: {events} events in {seconds:.1f} s")
     finally:
         services.close()
 

@@ -14,6 +14,8 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from domain.integrity import data_of
+
 
 @dataclass(frozen=True)
 class ProjectedEvent:
@@ -49,6 +51,36 @@ def from_cloudevent(
         occurred_at=occurred_at,
         day=occurred_at.astimezone(zone).date(),
         actor=message.get("actor"),
+        data=data,
+    )
+
+
+def from_stored(
+    position: int,
+    account_id: UUID,
+    version: int,
+    event_type: str,
+    state: Mapping[str, Any],
+    zone: ZoneInfo,
+    customer: Mapping[str, str] | None = None,
+) -> ProjectedEvent:
+    """Read a stored event's plain state (domain.integrity.plain_state), as a rebuild does.
+
+    It gives the same event as the outbound CloudEvent of it would: the same
+    data (amounts as strings), business time and actor.
+    """
+    occurred_at = _datetime(state["occurred_at"])
+    data = data_of(state)
+    if "customer" in data:
+        data["customer"] = dict(customer) if customer is not None else None
+    return ProjectedEvent(
+        position=position,
+        account_id=account_id,
+        version=version,
+        type=event_type,
+        occurred_at=occurred_at,
+        day=occurred_at.astimezone(zone).date(),
+        actor=(state.get("metadata") or {}).get("actor"),
         data=data,
     )
 

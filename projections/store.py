@@ -60,37 +60,41 @@ class ReadModelStore:
         with self._pool.connection() as conn:
             return self._apply(conn, batch, READ_MODELS.values())
 
-    def rebuild(self, name: str, events: Iterable[ProjectedEvent], partitions: int) -> int:
-        """Empty one read model and replay `events` into it, all in one transaction.
+    def rebuild(
+        self, names: Sequence[str], events: Iterable[ProjectedEvent], partitions: int
+    ) -> int:
+        """Empty these read models and replay `events` into them, all in one transaction.
 
         Afterwards every partition's position is the last replayed position, so
-        the live projector skips what the rebuild covered. Returns events applied.
+        the live projector skips what the rebuild covered. Returns events replayed.
         """
-        model = READ_MODELS[name]
-        applied = 0
+        models = [READ_MODELS[name] for name in names]
+        replayed = 0
         with self._pool.connection() as conn:
-            tables = ", ".join(f"{self.schema}.{t}" for t in model.tables)
+            tables = ", ".join(f"{self.schema}.{t}" for m in models for t in m.tables)
             conn.execute(f"TRUNCATE {tables}".encode())
-            conn.execute(self._sql("DELETE FROM {rm}.positions WHERE projection = %s"), (name,))
+            conn.execute(
+                self._sql("DELETE FROM {rm}.positions WHERE projection = ANY(%s)"), (list(names),)
+            )
             last = 0
             chunk: list[Placed] = []
             for event in events:
                 chunk.append(Placed(0, event))
                 last = event.position
                 if len(chunk) == REBUILD_CHUNK:
-                    self._apply(conn, chunk, [model], track=False)
-                    applied += len(chunk)
+                    self._apply(conn, chunk, models, track=False)
+                    replayed += len(chunk)
                     chunk.clear()
-            self._apply(conn, chunk, [model], track=False)
-            applied += len(chunk)
+            self._apply(conn, chunk, models, track=False)
+            replayed += len(chunk)
             conn.execute(
                 self._sql(
                     "INSERT INTO {rm}.positions (projection, partition, position)"
-                    " SELECT %s, p, %s FROM generate_series(0, %s) p"
+                    " SELECT n, p, %s FROM unnest(%s::text[]) n, generate_series(0, %s) p"
                 ),
-                (name, last, partitions - 1),
+                (last, list(names), partitions - 1),
             )
-        return applied
+        return replayed
 
     def _apply(
         self,
@@ -120,7 +124,7 @@ class ReadModelStore:
                 for event in fresh:
                     fold.apply(event)
                 fold.write(cur)
-                applied += len(fresh)
+                applied = max(applied, len(fresh))
                 if track:
                     cur.executemany(
                         self._sql(
