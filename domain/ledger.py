@@ -33,6 +33,7 @@ from domain.errors import (
     PositionNotFound,
     StaleVersion,
 )
+from domain.group_commit import GroupCommit
 from domain.integrity import (
     GENESIS_HASH,
     ChainVerifier,
@@ -69,6 +70,10 @@ class Ledger(Application[UUID]):
         super().__init__(env)
         self.vault = vault
         self.segments = segments
+        self._group = GroupCommit(self.save)
+        # Infra says when a save must run in the calling thread (an inbound
+        # receipt is bound to it); otherwise commands are saved in groups.
+        self.save_alone: Callable[[], bool] = lambda: False
 
     # ---- commands -------------------------------------------------------------
 
@@ -303,7 +308,10 @@ class Ledger(Application[UUID]):
             if not account.pending_events:
                 return account
             try:
-                self.save(account)
+                if self.save_alone():
+                    self.save(account)
+                else:
+                    self._group.save(account)
             except IntegrityError:
                 if expected_version is not None:
                     raise StaleVersion(f"account {account_id} changed meanwhile") from None

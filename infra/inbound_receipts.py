@@ -148,6 +148,11 @@ def recording(*receipts: Receipt) -> Iterator[None]:
         _slot.reset(token)
 
 
+def receipt_pending() -> bool:
+    """True while this thread saves under an inbound receipt (it must save alone)."""
+    return _slot.get() is not None
+
+
 class LedgerRecorder(PostgresApplicationRecorder):
     """The Ledger's recorder: eventsourcing's, plus inbound receipts in the same transaction."""
 

@@ -11,7 +11,7 @@ from infra.access_log import AccessLog
 from infra.audit_feed import AuditFeed
 from infra.database import database_url, event_store_env, open_pool
 from infra.idempotency import IdempotencyStore
-from infra.inbound_receipts import RECORDER_ENV
+from infra.inbound_receipts import RECORDER_ENV, receipt_pending
 from infra.keys import PostgresKeyVault
 from infra.readmodels import ReadModels
 from infra.schema import create_tables
@@ -54,6 +54,7 @@ def bootstrap(settings: Settings | None = None) -> Services:
         vault=vault,
         segments=frozenset(settings.segments),
     )
+    ledger.save_alone = receipt_pending
     readmodels = ReadModels(ledger, pool, settings)
     readmodels.store.create()
     return Services(

@@ -1,0 +1,71 @@
+"""Run `crmledger serve` in a child process on the benchmark's ledger."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from infra.wiring import Services
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(services: Services, *roles: str, kafka: str | None = None) -> Iterator[str]:
+    """The API (and other roles, all when none is named) in a child process; yields its URL."""
+    settings = services.settings
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="crmledger-serve-") as home:
+        env = {
+            **os.environ,
+            "CRMLEDGER_DATABASE_URL": services.database_url,
+            "CRMLEDGER_DATABASE_SCHEMA": settings.database_schema,
+            "CRMLEDGER_READMODEL_SCHEMA": settings.readmodel_schema,
+            "CRMLEDGER_JWT_SECRET": services.jwt_secret or "",
+            "CRMLEDGER_MASTER_KEY": settings.master_key.get_secret_value()
+            if settings.master_key
+            else "",
+            "CRMLEDGER_HOME": home,
+            "CRMLEDGER_POOL_SIZE": "10",
+        }
+        if kafka:
+            env["CRMLEDGER_KAFKA_BOOTSTRAP"] = kafka
+        command = [sys.executable, "-m", "crmledger", "serve", "--port", str(port)]
+        if roles:
+            (role,) = roles
+            command += ["--only", role]
+        child = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or child.poll() is not None:
+                    raise RuntimeError("the API did not start")
+                time.sleep(0.2)
+            yield url
+        finally:
+            child.terminate()
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()

@@ -1,0 +1,93 @@
+"""Group commit: concurrent commands saved together, one transaction for many.
+
+The event store writes one transaction at a time (it locks its table to keep
+the notification log in commit order), so a commit's round trips and its flush
+to disk bound how many single-account commands a second can be saved. Under
+concurrent load the first waiting command leads: it saves every command queued
+behind it in one save() of many aggregates, then hands the results back. With
+no concurrency a batch is one command, saved as before.
+
+A batch holds each aggregate once; a conflict in a batch (another writer got
+there first) saves its commands one by one, so each gets its own answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+
+MAX_BATCH = 500
+
+
+@dataclass
+class _Job:
+    aggregate: Any
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    """Saves aggregates from many threads in shared transactions."""
+
+    def __init__(self, save: Callable[..., Any], max_batch: int = MAX_BATCH) -> None:
+        self._save = save
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._pending: list[_Job] = []
+        self._leading = False
+
+    def save(self, aggregate: Any) -> None:
+        """Save one aggregate (perhaps with others); raise what its save raised."""
+        job = _Job(aggregate)
+        with self._lock:
+            self._pending.append(job)
+            lead = not self._leading
+            self._leading = True
+        if lead:
+            self._lead()
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+
+    def _lead(self) -> None:
+        while True:
+            with self._lock:
+                batch = self._take()
+                if not batch:
+                    self._leading = False
+                    return
+            self._commit(batch)
+
+    def _take(self) -> list[_Job]:
+        # Each aggregate once per batch: a second command on it waits for the next.
+        batch: list[_Job] = []
+        ids: set[Any] = set()
+        rest: list[_Job] = []
+        for job in self._pending:
+            if job.aggregate.id in ids or len(batch) >= self._max_batch:
+                rest.append(job)
+            else:
+                ids.add(job.aggregate.id)
+                batch.append(job)
+        self._pending = rest
+        return batch
+
+    def _commit(self, batch: Sequence[_Job]) -> None:
+        try:
+            self._save(*(job.aggregate for job in batch))
+        except IntegrityError:
+            if len(batch) == 1:
+                batch[0].error = IntegrityError("a concurrent writer saved this account first")
+            else:
+                for job in batch:
+                    self._commit([job])
+                return
+        except BaseException as e:  # every waiter must learn the outcome, whatever it was
+            for job in batch:
+                job.error = e
+        for job in batch:
+            job.done.set()
