@@ -21,6 +21,9 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.suite
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

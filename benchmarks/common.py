@@ -14,7 +14,8 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ def bench_services() -> Iterator[Services]:
     settings = Settings(
         database_url=DATABASE_URL,
         database_schema=schema,
+        readmodel_schema=f"{schema}_rm",
         jwt_secret="bench-" + "s" * 40,
         master_key=base64.b64encode(os.urandom(32)).decode(),
         pool_size=8,
@@ -52,7 +54,7 @@ def bench_services() -> Iterator[Services]:
     finally:
         services.close()
         with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE".encode())
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema}, {schema}_rm CASCADE".encode())
 
 
 @contextmanager
@@ -89,6 +91,29 @@ def add_visits(account: CustomerAccount, n: int) -> None:
     visit = act.Visit("store", "central")
     for _ in range(n):
         apply_activity(account, visit, now, META)
+
+
+def add_activities(account: CustomerAccount, n: int) -> None:
+    """Append `n` mixed activities over the last 90 days, unsaved: what read models see."""
+    start = datetime.now(UTC) - timedelta(days=90)
+    step = timedelta(days=90) / max(n, 1)
+    kinds = (
+        act.Purchase(Decimal("120.50"), Decimal("70.25"), "HKD", "central"),
+        act.Visit("store", "central"),
+        act.Visit("app", "home"),
+        act.Purchase(Decimal("35.00"), Decimal("20.00"), "HKD", "web"),
+        act.GiveFeedback(4, ""),
+    )
+    i = 0
+    while i < n:
+        at = start + step * i
+        if i % 10 == 9 and i + 1 < n:
+            apply_activity(account, act.OpenInquiry(f"Q{i}", "phone", "billing"), at, META)
+            apply_activity(account, act.AnswerInquiry(f"Q{i}", "phone"), at + step / 2, META)
+            i += 2
+            continue
+        apply_activity(account, kinds[i % len(kinds)], at, META)
+        i += 1
 
 
 def write_result(name: str, figures: dict[str, Any]) -> Path:

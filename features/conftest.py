@@ -11,8 +11,6 @@ account afresh, as customer service, so it checks what the ledger holds.
 
 from __future__ import annotations
 
-import base64
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,20 +18,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from pytest_bdd import given, parsers, then, when
 
 from api.app import create_app
 from api.auth import issue_token
-from infra.settings import Settings
 from infra.wiring import Services, bootstrap
+from tests.support import drop_schema, make_settings
 
-TEST_DATABASE_URL = os.environ.get(
-    "CRMLEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
-JWT_SECRET = "features-secret-" + "x" * 40
 PROBLEM = "application/problem+json"
 GENESIS_HASH = "0" * 64
 
@@ -100,36 +93,20 @@ ACTIVITIES: dict[str, dict[str, Any]] = {
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
-    """One ledger for the whole session, on its own schema of the test server."""
-    schema = f"f_{uuid.uuid4().hex[:12]}"
-    settings = Settings(
-        database_url=TEST_DATABASE_URL,
-        database_schema=schema,
-        jwt_secret=JWT_SECRET,  # type: ignore[arg-type]
-        master_key=base64.b64encode(os.urandom(32)).decode(),  # type: ignore[arg-type]
-    )
+    """The features' own ledger: their feed and digest checks see only what they wrote."""
+    settings = make_settings()
     built = bootstrap(settings)
     yield built
     built.close()
-    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE".encode())
+    drop_schema(settings.database_schema)
 
 
 @pytest.fixture(scope="session")
 def client(services: Services) -> Iterator[TestClient]:
-    """The real API over the session's services."""
+    """The real API over the features' ledger (session fixtures of the same name are cached
+    once per session, so the features need their own, not the one tests/ built)."""
     with TestClient(create_app(services)) as c:
         yield c
-
-
-@pytest.fixture(scope="session")
-def token() -> Callable[..., str]:
-    """Make a bearer token for some roles."""
-
-    def make(*roles: str, sub: str = "tester", ttl: int = 3600) -> str:
-        return issue_token(JWT_SECRET, sub, list(roles), ttl=ttl)
-
-    return make
 
 
 SETUP = "bdd-setup"

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
-from domain.integrity import data_of, event_hash
 from features.conftest import (
     CHECK,
     ROLE,
@@ -24,6 +23,7 @@ from features.conftest import (
     prepare,
 )
 from infra.wiring import Services
+from tests.support import forge
 
 scenarios("audit")
 
@@ -124,30 +124,7 @@ def altered(request: pytest.FixtureRequest, services: Services, account: Account
 )
 def forged(request: pytest.FixtureRequest, services: Services, account: Account, v: str) -> None:
     restore_afterwards(request, services, account)
-    ledger = services.ledger
-    transcoder = ledger.mapper.transcoder
-    account_id = UUID(account.id)
-    prev = None
-    with services.pool.connection() as conn:
-        for stored in ledger.recorder.select_events(account_id, gt=int(v) - 1):
-            state = transcoder.decode(stored.state)
-            if stored.originator_version == int(v):
-                state["to_segment"] = "corporate"
-            state["prev_hash"] = prev or state["prev_hash"]
-            state["hash"] = prev = event_hash(
-                state["prev_hash"],
-                account_id,
-                stored.originator_version,
-                stored.topic.rsplit(".", 1)[-1],
-                state["occurred_at"],
-                state["metadata"],
-                data_of(state),
-            )
-            conn.execute(
-                "UPDATE ledger_events SET state = %s"
-                " WHERE originator_id = %s AND originator_version = %s",
-                (transcoder.encode(state), account_id, stored.originator_version),
-            )
+    forge(services, UUID(account.id), int(v), {"to_segment": "corporate"})
 
 
 @when("an auditor verifies the ledger", target_fixture="response")

@@ -9,18 +9,14 @@ rebuilds the read models.
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from pytest_bdd import given, parsers, scenarios, then, when
@@ -28,10 +24,8 @@ from pytest_bdd import given, parsers, scenarios, then, when
 from api.app import create_app
 from features.conftest import (
     CHECK,
-    JWT_SECRET,
     ROLE,
     SETUP,
-    TEST_DATABASE_URL,
     Account,
     Api,
     actor,
@@ -40,8 +34,8 @@ from features.conftest import (
     plain,
     prepare,
 )
-from infra.settings import Settings
 from infra.wiring import Services, bootstrap
+from tests.support import drop_schema, make_settings
 
 scenarios("reports")
 
@@ -55,19 +49,11 @@ DAY = r"\d{4}-\d{2}-\d{2}"
 @pytest.fixture(scope="module")
 def services() -> Iterator[Services]:
     """A ledger of these features' own, with its own read models."""
-    schema = f"fr_{uuid.uuid4().hex[:12]}"
-    settings = Settings(
-        database_url=TEST_DATABASE_URL,
-        database_schema=schema,
-        readmodel_schema=f"{schema}_rm",
-        jwt_secret=JWT_SECRET,  # type: ignore[arg-type]
-        master_key=base64.b64encode(os.urandom(32)).decode(),  # type: ignore[arg-type]
-    )
+    settings = make_settings()
     built = bootstrap(settings)
     yield built
     built.close()
-    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema}, {schema}_rm CASCADE".encode())
+    drop_schema(settings.database_schema)
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,15 @@ DROP TRIGGER IF EXISTS access_log_append_only ON {schema}.access_log;
 CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON {schema}.access_log
     FOR EACH ROW EXECUTE FUNCTION {schema}.access_log_append_only();
 
+-- Service performance guidelines: the ledger's own settings, not a read model.
+CREATE TABLE IF NOT EXISTS {schema}.guidelines (
+    kpi text PRIMARY KEY,
+    comparison text NOT NULL CHECK (comparison IN ('at_least', 'at_most')),
+    target double precision NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    updated_by text NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS {schema}.idempotency_keys (
     actor text NOT NULL,
     key text NOT NULL,

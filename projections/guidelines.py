@@ -57,10 +57,15 @@ DEFAULTS: dict[str, Guideline] = {
 }
 
 
-def read_guidelines(conn: Connection, schema: str) -> dict[str, Guideline]:
-    """Every KPI's guideline, set or default, in the order of KPI_NAMES."""
+def read_guidelines(conn: Connection) -> dict[str, Guideline]:
+    """Every KPI's guideline, set or default, in the order of KPI_NAMES.
+
+    Guidelines are the ledger's own data, not a read model: they live beside the
+    event store (infra/schema.py), found through the connection's search path,
+    so no rebuild or loss of the read-model schema touches them.
+    """
     rows = conn.execute(
-        f"SELECT kpi, comparison, target, updated_at, updated_by FROM {schema}.guidelines".encode()
+        b"SELECT kpi, comparison, target, updated_at, updated_by FROM guidelines"
     ).fetchall()
     stored = {row[0]: Guideline(*row) for row in rows}
     merged = {**DEFAULTS, **stored}
@@ -69,7 +74,6 @@ def read_guidelines(conn: Connection, schema: str) -> dict[str, Guideline]:
 
 def set_guidelines(
     conn: Connection,
-    schema: str,
     changes: Mapping[str, tuple[Comparison, float] | None],
     actor: str,
 ) -> None:
@@ -96,12 +100,12 @@ def set_guidelines(
     with conn.transaction():
         for kpi, change in changes.items():
             if change is None:
-                conn.execute(f"DELETE FROM {schema}.guidelines WHERE kpi = %s".encode(), (kpi,))
+                conn.execute("DELETE FROM guidelines WHERE kpi = %s", (kpi,))
                 continue
             conn.execute(
-                f"INSERT INTO {schema}.guidelines (kpi, comparison, target, updated_by)"
+                "INSERT INTO guidelines (kpi, comparison, target, updated_by)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (kpi) DO UPDATE SET"
                 " comparison = EXCLUDED.comparison, target = EXCLUDED.target,"
-                " updated_at = now(), updated_by = EXCLUDED.updated_by".encode(),
+                " updated_at = now(), updated_by = EXCLUDED.updated_by",
                 (kpi, *change, actor),
             )

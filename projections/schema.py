@@ -107,14 +107,6 @@ CREATE TABLE IF NOT EXISTS {rm}.segment_changes (
     to_segment text NOT NULL,
     PRIMARY KEY (account_id, version)
 );
-
-CREATE TABLE IF NOT EXISTS {rm}.guidelines (
-    kpi text PRIMARY KEY,
-    comparison text NOT NULL CHECK (comparison IN ('at_least', 'at_most')),
-    target double precision NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    updated_by text NOT NULL
-);
 """
 
 # The tables of each read model: what a rebuild empties.

@@ -32,7 +32,7 @@ def scheme_review(conn: Connection, schema: str, scope: Scope) -> list[dict[str,
     length = scope.end - scope.start
     now = _kpis(conn, schema, scope, scope.start, scope.end)
     before = _kpis(conn, schema, scope, scope.start - length, scope.start)
-    guidelines = read_guidelines(conn, schema)
+    guidelines = read_guidelines(conn)
     rows = []
     for kpi in KPI_NAMES:
         value, previous = _number(now[kpi]), _number(before[kpi])

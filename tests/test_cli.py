@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from crmledger.cli import app
 from infra.wiring import Services, bootstrap
-from tests.conftest import JWT_SECRET, drop_schema, make_settings
+from tests.support import JWT_SECRET, drop_schema, make_settings
 
 
 @pytest.fixture(scope="module")

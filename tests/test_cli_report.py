@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from crmledger.cli import app
 from infra.wiring import bootstrap
-from tests.conftest import JWT_SECRET, drop_schema, make_settings
 from tests.projections import history
+from tests.support import JWT_SECRET, drop_schema, make_settings
 
 APRIL = ["--from", "2026-04-01", "--to", "2026-05-01"]
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import Forbidden, Permission, Principal, require
 from api.deps import Context, ExpectedVersion, IdempotencyDep, ServicesDep
@@ -55,6 +56,33 @@ def _show(
 ) -> AccountOut:
     response.headers["ETag"] = f'"{account.version}"'
     return account_out(services, account, user, what)
+
+
+class Commands:
+    """What every account command route shares: run once per Idempotency-Key, answer the account."""
+
+    def __init__(
+        self,
+        services: ServicesDep,
+        ctx: Context,
+        expected: ExpectedVersion,
+        idem: IdempotencyDep,
+        response: Response,
+    ) -> None:
+        self.services, self.ctx, self.expected = services, ctx, expected
+        self.idem, self.response = idem, response
+        self.ledger = services.ledger
+
+    def run(
+        self, user: Principal, what: str, act: Callable[[], CustomerAccount], status: int = 200
+    ) -> Any:
+        """Run `act` (once per key) and answer with the account as `user` may see it."""
+        return self.idem.run(
+            lambda: _show(self.services, act(), user, self.response, what), self.response, status
+        )
+
+
+CommandsDep = Annotated[Commands, Depends()]
 
 
 @router.post("", response_model=AccountOut, status_code=201)
@@ -167,126 +195,83 @@ def update_details(
 
 @router.post("/{account_id}/confirm-details", response_model=AccountOut)
 def confirm_details(
-    account_id: UUID,
-    user: Manager,
-    ctx: Context,
-    services: ServicesDep,
-    expected: ExpectedVersion,
-    idem: IdempotencyDep,
-    response: Response,
-    body: ConfirmDetails | None = None,
+    account_id: UUID, user: Manager, run: CommandsDep, body: ConfirmDetails | None = None
 ) -> Any:
     """Record that the customer confirmed their details are still right."""
-    body = body or ConfirmDetails()
-
-    def command() -> AccountOut:
-        account = services.ledger.confirm_details(
-            account_id, ctx.when(body.occurred_at), ctx.meta(body.reason), expected
-        )
-        return _show(services, account, user, response, "confirm-details")
-
-    return idem.run(command, response, 200)
+    b = body or ConfirmDetails()
+    return run.run(
+        user,
+        "confirm-details",
+        lambda: run.ledger.confirm_details(
+            account_id, run.ctx.when(b.occurred_at), run.ctx.meta(b.reason), run.expected
+        ),
+    )
 
 
 @router.post("/{account_id}/segment", response_model=AccountOut)
-def change_segment(
-    account_id: UUID,
-    body: ChangeSegment,
-    user: Manager,
-    ctx: Context,
-    services: ServicesDep,
-    expected: ExpectedVersion,
-    idem: IdempotencyDep,
-    response: Response,
-) -> Any:
+def change_segment(account_id: UUID, body: ChangeSegment, user: Manager, run: CommandsDep) -> Any:
     """Move the account to another customer segment."""
-
-    def command() -> AccountOut:
-        account = services.ledger.change_segment(
-            account_id, body.segment, ctx.when(body.occurred_at), ctx.meta(body.reason), expected
-        )
-        return _show(services, account, user, response, "segment")
-
-    return idem.run(command, response, 200)
+    return run.run(
+        user,
+        "segment",
+        lambda: run.ledger.change_segment(
+            account_id,
+            body.segment,
+            run.ctx.when(body.occurred_at),
+            run.ctx.meta(body.reason),
+            run.expected,
+        ),
+    )
 
 
 @router.post("/{account_id}/plan", response_model=AccountOut)
-def change_plan(
-    account_id: UUID,
-    body: ChangePlan,
-    user: Manager,
-    ctx: Context,
-    services: ServicesDep,
-    expected: ExpectedVersion,
-    idem: IdempotencyDep,
-    response: Response,
-) -> Any:
+def change_plan(account_id: UUID, body: ChangePlan, user: Manager, run: CommandsDep) -> Any:
     """Move the account to another service plan."""
-
-    def command() -> AccountOut:
-        account = services.ledger.change_plan(
+    return run.run(
+        user,
+        "plan",
+        lambda: run.ledger.change_plan(
             account_id,
             body.service_plan,
-            ctx.when(body.occurred_at),
-            ctx.meta(body.reason),
-            expected,
-        )
-        return _show(services, account, user, response, "plan")
-
-    return idem.run(command, response, 200)
+            run.ctx.when(body.occurred_at),
+            run.ctx.meta(body.reason),
+            run.expected,
+        ),
+    )
 
 
 @router.post("/{account_id}/close", response_model=AccountOut)
-def close_account(
-    account_id: UUID,
-    body: CloseAccount,
-    user: Manager,
-    ctx: Context,
-    services: ServicesDep,
-    expected: ExpectedVersion,
-    idem: IdempotencyDep,
-    response: Response,
-) -> Any:
+def close_account(account_id: UUID, body: CloseAccount, user: Manager, run: CommandsDep) -> Any:
     """Close the account; afterwards it takes no command except erase."""
-
-    def command() -> AccountOut:
-        account = services.ledger.close_account(
+    return run.run(
+        user,
+        "close",
+        lambda: run.ledger.close_account(
             account_id,
             body.reason,
             body.note,
-            ctx.when(body.occurred_at),
-            ctx.meta(body.reason),
-            expected,
-        )
-        return _show(services, account, user, response, "close")
-
-    return idem.run(command, response, 200)
+            run.ctx.when(body.occurred_at),
+            run.ctx.meta(body.reason),
+            run.expected,
+        ),
+    )
 
 
 @router.post("/{account_id}/activities", response_model=AccountOut, status_code=201)
-def record_activity(
-    account_id: UUID,
-    body: ActivityIn,
-    user: Recorder,
-    ctx: Context,
-    services: ServicesDep,
-    expected: ExpectedVersion,
-    idem: IdempotencyDep,
-    response: Response,
-) -> Any:
+def record_activity(account_id: UUID, body: ActivityIn, user: Recorder, run: CommandsDep) -> Any:
     """Record one service activity: purchase, refund, visit, inquiry, complaint, feedback."""
-
-    def command() -> AccountOut:
-        account = services.ledger.record_activity(
+    return run.run(
+        user,
+        "activity",
+        lambda: run.ledger.record_activity(
             account_id,
             to_activity(body),
-            ctx.when(body.occurred_at),
-            ctx.meta(body.reason),
-            expected,
-        )
-        return _show(services, account, user, response, "activity")
-
-    return idem.run(command, response, 201)
+            run.ctx.when(body.occurred_at),
+            run.ctx.meta(body.reason),
+            run.expected,
+        ),
+        status=201,
+    )
 
 
 @router.get("/{account_id}/history", response_model=HistoryOut)

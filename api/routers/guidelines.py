@@ -29,13 +29,13 @@ def put_guidelines(user: Writer, body: GuidelinesIn, services: ServicesDep) -> G
     """Set the targets of the KPIs given (null returns one to its default); others stay."""
     changes = {kpi: None if g is None else (g.comparison, g.target) for kpi, g in body.root.items()}
     with services.pool.connection() as conn:
-        set_guidelines(conn, services.settings.readmodel_schema, changes, user.sub)
+        set_guidelines(conn, changes, user.sub)
     return _guidelines(services)
 
 
 def _guidelines(services: Services) -> GuidelinesOut:
     with services.pool.connection() as conn:
-        guidelines = read_guidelines(conn, services.settings.readmodel_schema)
+        guidelines = read_guidelines(conn)
     return GuidelinesOut(
         {
             kpi: GuidelineOut(

@@ -11,8 +11,8 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
-from domain.integrity import data_of, event_hash
 from infra.wiring import Services
+from tests.support import forge
 
 Auth = Callable[..., dict[str, str]]
 Opener = Callable[..., dict[str, Any]]
@@ -67,33 +67,6 @@ def test_the_feed_refuses_unknown_types_and_other_roles(client: TestClient, auth
     assert response.status_code == 422 and "Teleported" in response.json()["detail"]
     for role in ("customer_service", "marketing", "management", "integration"):
         assert client.get("/v1/audit/events", headers=auth(role)).status_code == 403
-
-
-def forge(services: Services, account_id: UUID, version: int, change: dict[str, Any]) -> None:
-    """Alter one event and recompute every hash after it, as a careful forger would."""
-    ledger = services.ledger
-    transcoder = ledger.mapper.transcoder
-    prev = None
-    with services.pool.connection() as conn:
-        for stored in ledger.recorder.select_events(account_id, gt=version - 1):
-            state = transcoder.decode(stored.state)
-            if stored.originator_version == version:
-                state.update(change)
-            state["prev_hash"] = prev or state["prev_hash"]
-            state["hash"] = prev = event_hash(
-                state["prev_hash"],
-                account_id,
-                stored.originator_version,
-                stored.topic.rsplit(".", 1)[-1],
-                state["occurred_at"],
-                state["metadata"],
-                data_of(state),
-            )
-            conn.execute(
-                "UPDATE ledger_events SET state = %s"
-                " WHERE originator_id = %s AND originator_version = %s",
-                (transcoder.encode(state), account_id, stored.originator_version),
-            )
 
 
 def test_a_kept_digest_proves_history_and_catches_a_recomputed_forgery(
@@ -228,7 +201,7 @@ def test_the_audit_export_streams_the_feed_to_json_lines(
     from typer.testing import CliRunner
 
     from crmledger.cli import app
-    from tests.conftest import JWT_SECRET
+    from tests.support import JWT_SECRET
 
     open_account()
     settings = services.settings

@@ -12,7 +12,7 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import JWT_SECRET
+from tests.support import JWT_SECRET
 
 Auth = Callable[..., dict[str, str]]
 PROBLEM = "application/problem+json"

@@ -19,8 +19,8 @@ from api.app import create_app
 from api.auth import MATRIX, ROLES, report_permission
 from infra.wiring import bootstrap
 from projections.reports import REPORTS
-from tests.conftest import drop_schema, make_settings
 from tests.projections import history
+from tests.support import drop_schema, make_settings
 
 APRIL = {"from": "2026-04-01", "to": "2026-05-01"}
 PROBLEM = "application/problem+json"

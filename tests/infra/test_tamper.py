@@ -16,7 +16,7 @@ from api.auth import issue_token
 from crmledger.cli import app as cli
 from domain import activities as act
 from infra.wiring import Services, bootstrap
-from tests.conftest import JWT_SECRET, drop_schema, make_settings
+from tests.support import JWT_SECRET, drop_schema, make_settings
 
 NOW = datetime.now(UTC)
 META = {"actor": "t"}

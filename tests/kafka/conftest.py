@@ -7,8 +7,6 @@ messages or events.
 
 from __future__ import annotations
 
-import base64
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import psycopg
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -28,11 +25,8 @@ from infra.broker import kafka_bootstrap, stop_embedded_broker
 from infra.settings import Settings
 from infra.topics import INTEGRATION_EVENTS, ensure_topics
 from infra.wiring import Services, bootstrap
+from tests.support import drop_schema, make_settings
 
-DATABASE_URL = os.environ.get(
-    "CRMLEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
-SESSION = uuid.uuid4().hex[:8]
 # Short, so a consumer joins its group in about a second on the embedded broker.
 SESSION_TIMEOUT_MS = 3000
 
@@ -55,16 +49,7 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """A ledger on a fresh schema and an embedded broker with the ledger's topics."""
-    schema = f"k_{SESSION}_{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        database_url=DATABASE_URL,
-        database_schema=schema,
-        readmodel_schema=f"{schema}_rm",
-        jwt_secret="k" * 40,  # type: ignore[arg-type]
-        master_key=base64.b64encode(os.urandom(32)).decode(),  # type: ignore[arg-type]
-        home=tmp_path / "home",
-        kafka_partitions=3,
-    )
+    settings = make_settings(home=tmp_path / "home", kafka_partitions=3)
     services = bootstrap(settings)
     address = kafka_bootstrap(settings)
     ensure_topics(address, settings)
@@ -73,8 +58,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     finally:
         stop_embedded_broker(settings.home)
         services.close()
-        with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema}, {schema}_rm CASCADE".encode())
+        drop_schema(settings.database_schema)
 
 
 # ---- the ledger side ------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from domain import activities as act
 from infra.wiring import Services, bootstrap
 from projections.kpis import Scope, service_kpis
-from tests.conftest import drop_schema, make_settings
+from tests.support import drop_schema, make_settings
 
 META = {"actor": "clerk-1", "department": "customer_service"}
 D = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday

@@ -17,8 +17,8 @@ from projections.kpis import KPI_NAMES
 from projections.report_output import csv_text, json_rows
 from projections.reports import REPORTS, report_named, report_scope, run_report
 from projections.scheme_review import trend
-from tests.conftest import drop_schema, make_settings
 from tests.projections import history
+from tests.support import drop_schema, make_settings
 
 APRIL = {"start": date(2026, 4, 1), "end": date(2026, 5, 1)}
 
@@ -220,11 +220,9 @@ def test_scheme_review_sets_every_kpi_against_its_default_target_and_march(
 
 
 def test_scheme_review_uses_targets_management_set(services: Services) -> None:
-    schema = services.settings.readmodel_schema
     with services.pool.connection() as conn:
         set_guidelines(
             conn,
-            schema,
             {"turnover": ("at_least", 150.0), "first_response_hours_p90": ("at_most", 8.0)},
             "head-of-service",
         )
@@ -234,14 +232,14 @@ def test_scheme_review_uses_targets_management_set(services: Services) -> None:
         p90 = rows["first_response_hours_p90"]
         assert (p90["target"], p90["met"], p90["deviation"]) == (8.0, False, pytest.approx(1.2))
         with services.pool.connection() as conn:
-            stored = read_guidelines(conn, schema)
+            stored = read_guidelines(conn)
         assert stored["turnover"].updated_by == "head-of-service"
         assert stored["satisfaction"] == DEFAULTS["satisfaction"]
     finally:
         with services.pool.connection() as conn:
-            set_guidelines(conn, schema, {"turnover": None, "first_response_hours_p90": None}, "x")
+            set_guidelines(conn, {"turnover": None, "first_response_hours_p90": None}, "x")
     with services.pool.connection() as conn:
-        back = read_guidelines(conn, schema)
+        back = read_guidelines(conn)
     assert "turnover" not in back
     assert back["first_response_hours_p90"] == DEFAULTS["first_response_hours_p90"]
 
@@ -260,20 +258,18 @@ def test_trend_is_flat_only_for_equal_values() -> None:
 
 
 def test_guidelines_survive_a_rebuild_of_the_read_models(services: Services) -> None:
-    schema = services.settings.readmodel_schema
     with services.pool.connection() as conn:
-        set_guidelines(conn, schema, {"visits": ("at_least", 2.0)}, "head-of-service")
+        set_guidelines(conn, {"visits": ("at_least", 2.0)}, "head-of-service")
     try:
         services.readmodels.rebuild("kpis")
         rows = review(services)
         assert (rows["visits"]["target"], rows["visits"]["met"]) == (2.0, True)
     finally:
         with services.pool.connection() as conn:
-            set_guidelines(conn, schema, {"visits": None}, "x")
+            set_guidelines(conn, {"visits": None}, "x")
 
 
 def test_guidelines_refuse_unknown_kpis_and_bad_targets(services: Services) -> None:
-    schema = services.settings.readmodel_schema
     bad: list[dict[str, Any]] = [
         {"happiness": ("at_least", 1.0)},
         {"turnover": ("exactly", 1.0)},
@@ -282,9 +278,9 @@ def test_guidelines_refuse_unknown_kpis_and_bad_targets(services: Services) -> N
     ]
     for changes in bad:
         with services.pool.connection() as conn, pytest.raises(InvalidCommand):
-            set_guidelines(conn, schema, changes, "x")
+            set_guidelines(conn, changes, "x")
     with services.pool.connection() as conn:
-        assert "turnover" not in read_guidelines(conn, schema)
+        assert "turnover" not in read_guidelines(conn)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,121 @@
+"""End to end: a command committed over HTTP until it is visible in the read model.
+
+`crmledger serve` runs every role in a child process (API, relay, ingest,
+projector, on an embedded broker). Commands (visits) are sent at a steady
+rate; a watcher reads the directory's account versions every few
+milliseconds and notes when each command's version shows. The latency is from
+the command's answer (its commit) to that moment.
+
+    .venv/bin/python -m benchmarks.end_to_end --rate 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import threading
+import time
+from typing import Any
+from uuid import UUID
+
+import httpx
+import psycopg
+
+from api.auth import issue_token
+from benchmarks.common import bench_services, write_result
+from benchmarks.http_commands import VISIT, _open_accounts
+from benchmarks.server import serving
+
+
+async def _send(
+    url: str, headers: dict[str, str], ids: list[str], rate: float, seconds: float
+) -> list[tuple[str, int, float]]:
+    """Send commands at `rate` per second; returns (account, version, answered at)."""
+    done: list[tuple[str, int, float]] = []
+    limits = httpx.Limits(max_connections=len(ids))
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as client:
+        interval = len(ids) / rate
+        deadline = time.perf_counter() + seconds
+
+        async def worker(account_id: str, offset: float) -> None:
+            next_at = time.perf_counter() + offset
+            while next_at < deadline:
+                now = time.perf_counter()
+                if now < next_at:
+                    await asyncio.sleep(next_at - now)
+                response = await client.post(f"/v1/accounts/{account_id}/activities", json=VISIT)
+                response.raise_for_status()
+                done.append((account_id, response.json()["version"], time.perf_counter()))
+                next_at += interval
+
+        await asyncio.gather(*(worker(a, i * interval / len(ids)) for i, a in enumerate(ids)))
+    return done
+
+
+def run(rate: float = 500.0, seconds: float = 10.0, clients: int = 50) -> dict[str, Any]:
+    """p50 and p99 from commit to visible, at `rate` commands per second."""
+    with bench_services() as services, serving(services) as url:
+        token = issue_token(services.jwt_secret or "", "bench", ["customer_service"])
+        headers = {"Authorization": f"Bearer {token}"}
+        ids = asyncio.run(_open_accounts(url, headers, clients))
+        seen: dict[str, list[tuple[int, float]]] = {a: [] for a in ids}
+        stop = threading.Event()
+        schema = services.settings.readmodel_schema
+
+        def watch() -> None:
+            with psycopg.connect(services.database_url, autocommit=True) as conn:
+                query = (
+                    f"SELECT account_id, version FROM {schema}.accounts WHERE account_id = ANY(%s)"
+                )
+                keys = [UUID(a) for a in ids]
+                last: dict[str, int] = {}
+                while not stop.is_set():
+                    now = time.perf_counter()
+                    for account_id, version in conn.execute(query.encode(), (keys,)):
+                        key = str(account_id)
+                        if version != last.get(key):
+                            last[key] = version
+                            seen[key].append((version, now))
+                    time.sleep(0.002)
+
+        # Warm up: the pipeline's consumers join their groups before the clock starts.
+        deadline = time.monotonic() + 60
+        with psycopg.connect(services.database_url, autocommit=True) as conn:
+            count = f"SELECT count(*) FROM {schema}.accounts".encode()
+            while conn.execute(count).fetchone() != (len(ids),) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        started = time.perf_counter()
+        done = asyncio.run(_send(url, headers, ids, rate, seconds))
+        achieved = len(done) / (time.perf_counter() - started)
+        time.sleep(3)  # let the pipeline catch up before reading the watcher's notes
+        stop.set()
+        watcher.join(5)
+    latencies = []
+    for account_id, version, answered in done:
+        shown = next((t for v, t in seen[account_id] if v >= version), None)
+        if shown is not None:
+            latencies.append(max(shown - answered, 0.0))
+    latencies.sort()
+    return {
+        "target_commands_per_s": rate,
+        "achieved_commands_per_s": achieved,
+        "commands": len(done),
+        "visible": len(latencies),
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    write_result("end_to_end", run(args.rate, args.seconds))
+
+
+if __name__ == "__main__":
+    main()

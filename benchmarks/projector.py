@@ -1,0 +1,78 @@
+"""Projection apply rate: account events from Kafka into every read model.
+
+N events are written to the store and published by the relay to an embedded
+broker first; the figure is the projector's, from its first record to the
+last event applied (its group join excluded).
+
+    .venv/bin/python -m benchmarks.projector --events 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from benchmarks.common import (
+    add_activities,
+    bench_services,
+    embedded_kafka,
+    open_account,
+    write_result,
+)
+from consumers.projector import Projector
+from infra.relay import Relay
+from infra.topics import ensure_topics
+
+
+def run(events: int = 100_000, per_account: int = 100) -> dict[str, Any]:
+    """Write, publish, then project `events` events; returns the projector's rate."""
+    with bench_services() as services, embedded_kafka() as address:
+        ledger = services.ledger
+        written = 0
+        while written < events:
+            batch = []
+            for _ in range(10):
+                account = open_account(ledger, save=False)
+                add_activities(account, per_account - 1)
+                batch.append(account)
+            ledger.save(*batch)
+            written += 10 * per_account
+        ensure_topics(address, services.settings)
+        relay = Relay(services, address)
+        try:
+            relay.publish_pending()
+        finally:
+            relay.close()
+
+        projector = Projector(services, address, session_timeout_ms=3000, max_records=5000)
+        try:
+            first: float | None = None
+            # Poll back to back: kafka-python drops a join completed between polls.
+            while projector.applied < written:
+                before = time.perf_counter()
+                seen = projector.poll_once(200)
+                if seen and first is None:
+                    first = before
+            finished = time.perf_counter()
+        finally:
+            projector.close()
+        assert first is not None
+        lag = {s["name"]: s["lag"] for s in services.readmodels.status()}
+        assert set(lag.values()) == {0}, lag
+    return {
+        "events": written,
+        "apply_seconds": finished - first,
+        "events_per_s": written / (finished - first),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    args = parser.parse_args()
+    write_result("projector", run(args.events))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Every benchmark in one run: figures, their same-run baselines, targets, ratios.
+
+    make bench        (or: .venv/bin/python -m benchmarks.suite)
+
+Each benchmark runs in its own process (python -m benchmarks.NAME) against the
+real PostgreSQL and an embedded broker, and writes benchmarks/results/NAME.json;
+this script then prints the table and writes benchmarks/results.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+RUNS: list[tuple[str, list[str]]] = [
+    ("baselines", []),
+    ("account_load", []),
+    ("http_commands", []),
+    ("ingest", ["--messages", "20000", "--accounts", "300"]),
+    ("relay", ["--events", "100000"]),
+    ("projector", ["--events", "100000"]),
+    ("end_to_end", ["--rate", "500", "--seconds", "10"]),
+    ("million", ["--events", os.environ.get("BENCH_EVENTS", "1000000")]),
+]
+
+
+@dataclass
+class Figure:
+    """One measured figure against its target and baseline."""
+
+    name: str
+    value: float
+    unit: str
+    target: str
+    met: bool
+    baseline: str | None = None
+    baseline_value: float | None = None
+    ratio: float | None = None
+
+
+def figures(r: dict[str, dict[str, Any]]) -> list[Figure]:
+    """The issue's figures and targets, from the benchmarks' results."""
+    base = r["baselines"]
+    save = base["library_single_save_events_per_s"]
+    many = base["executemany_1000_rows_per_s"]
+    http, ingest, e2e = r["http_commands"], r["ingest"], r["end_to_end"]
+    million, load = r["million"], r["account_load"]
+
+    def vs(name: str, value: float, unit: str, target: str, met: bool, b: str, bv: float) -> Figure:
+        return Figure(name, value, unit, target, met, b, bv, value / bv)
+
+    ingest_rate = ingest["events_per_s_after_join"]
+    return [
+        vs(
+            "HTTP commands",
+            http["commands_per_s"],
+            "commands/s",
+            ">= 4x library single-event save",
+            http["commands_per_s"] >= 4 * save,
+            "library single-event save",
+            save,
+        ),
+        Figure(
+            "HTTP p99 at half load",
+            http["half_load_p99_ms"],
+            "ms",
+            "< 50 ms",
+            http["half_load_p99_ms"] < 50,
+        ),
+        vs(
+            "inbound ingest",
+            ingest_rate,
+            "events/s",
+            ">= 40,000/s or >= 1.0x executemany",
+            ingest_rate >= 40_000 or ingest_rate >= many,
+            "executemany of 1,000",
+            many,
+        ),
+        vs(
+            "relay publish",
+            r["relay"]["publish_events_per_s"],
+            "events/s",
+            ">= 30,000/s",
+            r["relay"]["publish_events_per_s"] >= 30_000,
+            "library single-event save",
+            save,
+        ),
+        vs(
+            "projection apply",
+            r["projector"]["events_per_s"],
+            "events/s",
+            ">= 40,000/s",
+            r["projector"]["events_per_s"] >= 40_000,
+            "executemany of 1,000",
+            many,
+        ),
+        Figure(
+            f"end to end p99 at {e2e['achieved_commands_per_s']:.0f} of 500 commands/s",
+            e2e["p99_ms"],
+            "ms",
+            "< 250 ms at 500/s",
+            e2e["p99_ms"] < 250 and e2e["achieved_commands_per_s"] >= 490,
+        ),
+        Figure(
+            f"rebuild of {million['events']:,} events",
+            million["rebuild_seconds"],
+            "s",
+            "< 20 s for 1,000,000",
+            million["rebuild_seconds"] < 20 and million["events"] >= 1_000_000,
+        ),
+        vs(
+            f"verify of {million['events']:,} events",
+            million["verify_events_per_s"],
+            "events/s",
+            ">= 50,000/s",
+            million["verify_events_per_s"] >= 50_000,
+            "library single-event save",
+            save,
+        ),
+        Figure(
+            "account of 10,000 events, current p50",
+            load["current_from_snapshot_p50_ms"],
+            "ms",
+            "< 5 ms",
+            load["current_from_snapshot_p50_ms"] < 5,
+        ),
+        Figure(
+            "account of 10,000 events, as_of p50",
+            load["as_of_p50_ms"],
+            "ms",
+            "< 5 ms",
+            load["as_of_p50_ms"] < 5,
+        ),
+    ]
+
+
+def main() -> None:
+    results: dict[str, dict[str, Any]] = {}
+    started = time.perf_counter()
+    for name, args in RUNS:
+        print(f"-- {name}", flush=True)
+        subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args], check=True)
+        results[name] = json.loads((HERE / "results" / f"{name}.json").read_text())["figures"]
+    table = figures(results)
+    report = {
+        "at": datetime.now(UTC).isoformat(),
+        "seconds": time.perf_counter() - started,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "baselines": results["baselines"],
+        "figures": [asdict(f) for f in table],
+        "raw": results,
+    }
+    (HERE / "results.json").write_text(json.dumps(report, indent=2))
+    print()
+    print("| figure | value | target | met | baseline | ratio |")
+    print("|---|---|---|---|---|---|")
+    for f in table:
+        ratio = f"{f.ratio:.2f}x {f.baseline}" if f.ratio is not None else ""
+        base = f"{f.baseline_value:,.0f}/s" if f.baseline_value is not None else ""
+        met = "yes" if f.met else "no"
+        print(f"| {f.name} | {f.value:,.1f} {f.unit} | {f.target} | {met} | {base} | {ratio} |")
+    print(f"\nbaselines: {json.dumps({k: round(v) for k, v in results['baselines'].items()})}")
+    print(f"total {report['seconds']:.0f} s; written to benchmarks/results.json")
+
+
+if __name__ == "__main__":
+    main()

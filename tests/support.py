@@ -1,0 +1,73 @@
+"""What every test suite shares: the test database, settings in a fresh schema, a JWT secret.
+
+Each test session (and any test that needs a ledger of its own) works in its
+own PostgreSQL schema pair on the test server (CRMLEDGER_TEST_DATABASE_URL, by
+default the machine's 127.0.0.1:5432/test) and drops it at the end, so runs
+never see each other's events.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from domain.integrity import data_of, event_hash
+from infra.settings import Settings
+from infra.wiring import Services
+
+TEST_DATABASE_URL = os.environ.get(
+    "CRMLEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+JWT_SECRET = "test-secret-" + "x" * 40
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings for a test on the test server, in a fresh schema unless one is given."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    values: dict[str, object] = {
+        "database_url": TEST_DATABASE_URL,
+        "database_schema": schema,
+        "readmodel_schema": f"{schema}_rm",
+        "jwt_secret": JWT_SECRET,
+        "master_key": base64.b64encode(os.urandom(32)).decode(),
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def drop_schema(schema: str) -> None:
+    """Remove a test schema, its read-model schema and everything in them."""
+    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema}, {schema}_rm CASCADE".encode())
+
+
+def forge(services: Services, account_id: UUID, version: int, change: dict[str, Any]) -> None:
+    """Alter one event and recompute every hash after it, as a careful forger would."""
+    ledger = services.ledger
+    transcoder = ledger.mapper.transcoder
+    prev = None
+    with services.pool.connection() as conn:
+        for stored in ledger.recorder.select_events(account_id, gt=version - 1):
+            state = transcoder.decode(stored.state)
+            if stored.originator_version == version:
+                state.update(change)
+            state["prev_hash"] = prev or state["prev_hash"]
+            state["hash"] = prev = event_hash(
+                state["prev_hash"],
+                account_id,
+                stored.originator_version,
+                stored.topic.rsplit(".", 1)[-1],
+                state["occurred_at"],
+                state["metadata"],
+                data_of(state),
+            )
+            conn.execute(
+                "UPDATE ledger_events SET state = %s"
+                " WHERE originator_id = %s AND originator_version = %s",
+                (transcoder.encode(state), account_id, stored.originator_version),
+            )
