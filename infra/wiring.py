@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from psycopg_pool import ConnectionPool
 
@@ -33,7 +33,6 @@ class Services:
     audit_feed: AuditFeed
     readmodels: ReadModels
     jwt_secret: str | None
-    closers: list[object] = field(default_factory=list)
 
     def close(self) -> None:
         """Release connections; safe to call twice."""
@@ -44,10 +43,12 @@ class Services:
 def bootstrap(settings: Settings | None = None) -> Services:
     """Build the services for `settings` (by default, from the environment)."""
     settings = settings or Settings()
+    # Secrets first: a deployment without them stops before touching anything.
+    secret, key = jwt_secret(settings), master_key(settings)
     url = database_url(settings)
     pool = open_pool(url, settings)
     create_tables(pool, settings.database_schema)
-    vault = PostgresKeyVault(pool, master_key(settings))
+    vault = PostgresKeyVault(pool, key)
     ledger = Ledger(
         # The recorder also writes inbound Kafka receipts in the events' transaction.
         {**event_store_env(url, settings), **RECORDER_ENV},
@@ -67,5 +68,5 @@ def bootstrap(settings: Settings | None = None) -> Services:
         idempotency=IdempotencyStore(pool),
         audit_feed=AuditFeed(pool, ledger, settings.database_schema),
         readmodels=readmodels,
-        jwt_secret=jwt_secret(settings),
+        jwt_secret=secret,
     )
