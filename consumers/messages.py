@@ -13,8 +13,7 @@ The envelope may carry CloudEvents extension attributes; `correlationid`,
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -31,13 +30,9 @@ from pydantic import (
 )
 
 from domain.account import account_id_for
+from infra.inputs import Cost, Currency, Customer, CustomerChanges, Money, Short, Text
 
 EXTERNAL_PREFIX = "ext:"
-
-Short = Annotated[str, Field(min_length=1, max_length=100)]
-Text = Annotated[str, Field(max_length=1000)]
-Money = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=4, allow_inf_nan=False)]
-Cost = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4, allow_inf_nan=False)]
 
 
 class NotJSON(ValueError):
@@ -53,33 +48,6 @@ def _plain_tz(t: datetime) -> datetime:
 class _Data(BaseModel):
     # Unknown fields are refused: a misspelt field would otherwise vanish quietly.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class Customer(_Data):
-    """Personal fields; they are encrypted before they reach the ledger."""
-
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    email: Annotated[str, Field(max_length=254)] | None = None
-    phone: Annotated[str, Field(max_length=32)] | None = None
-    address: Annotated[str, Field(max_length=500)] | None = None
-    date_of_birth: date | None = None
-    id_document: Annotated[str, Field(max_length=64)] | None = None
-
-    def fields(self) -> dict[str, str]:
-        """The given fields as strings (dates in ISO form), as the vault encrypts them."""
-        return {k: str(v) for k, v in self.model_dump(exclude_none=True).items()}
-
-
-class CustomerChanges(Customer):
-    """Some personal fields; at least one."""
-
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None  # type: ignore[assignment]
-
-    @model_validator(mode="after")
-    def _some(self) -> CustomerChanges:
-        if not self.model_dump(exclude_none=True):
-            raise ValueError("give at least one customer field to change")
-        return self
 
 
 class AccountOpenedData(_Data):
@@ -102,7 +70,7 @@ class AccountClosedData(_Data):
 class MoneyData(_Data):
     amount: Money
     cost: Cost
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    currency: Currency
     store: Short
 
 

@@ -160,7 +160,9 @@ def bad_messages(account: CustomerAccount, closed: CustomerAccount) -> list[tupl
             "conflict",
         ),
         (
-            cloud_event("details_updated", str(uuid.uuid4()), {"customer": {"phone": "1"}}),
+            cloud_event(
+                "details_updated", str(uuid.uuid4()), {"customer": {"phone": "+852 1234 5678"}}
+            ),
             "unknown_account",
         ),
     ]

@@ -153,3 +153,25 @@ def test_an_error_detail_is_one_short_line() -> None:
     detail = error_detail(_validation_error())
     assert "teleport" in detail and "\n" not in detail
     assert len(error_detail(InvalidCommand("x" * 5000))) == 1000
+
+
+@pytest.mark.parametrize(
+    "customer",
+    [
+        {"name": "Ann", "email": "not-an-email"},
+        {"name": "Ann", "phone": "1"},
+        {"name": "Ann", "date_of_birth": "2999-01-01"},
+        {"name": ""},
+    ],
+)
+def test_a_customer_record_is_checked_as_the_api_checks_it(customer: dict[str, Any]) -> None:
+    opening = {
+        **purchase(),
+        "type": "account_opened",
+        "subject": "ext:C-77",
+        "data": {"segment": "gold", "channel": "store", "customer": customer},
+    }
+    with pytest.raises(ValidationError):
+        parse(encoded(opening))
+    good = {**opening, "data": {**opening["data"], "customer": {"name": "Ann"}}}
+    assert parse(encoded(good)).type == "account_opened"
