@@ -486,13 +486,13 @@ def _print_kpis(services: Services, days: int) -> None:
         "profit": "profit",
         "visits": "visits",
         "inquiries": "inquiries",
-        "first_response_hours_p90": "response p90 h",
+        "first_response_hours_p90": "resp. p90 h",
         "complaints": "complaints",
         "satisfaction": "satisfaction",
     }
-    table.add_column("month")
+    table.add_column("month", no_wrap=True, min_width=7)
     for label in columns.values():
-        table.add_column(label, justify="right")
+        table.add_column(label, justify="right", overflow="fold")
     for row in rows:
         cells = [_cell(row[k]) for k in columns]
         table.add_row(row["period_start"].strftime("%Y-%m"), *cells)
