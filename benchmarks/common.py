@@ -116,6 +116,20 @@ def add_activities(account: CustomerAccount, n: int) -> None:
         i += 1
 
 
+def fill(ledger: Ledger, events: int, per_account: int = 100) -> int:
+    """Store about `events` events, `per_account` to an account, ten accounts a save."""
+    written = 0
+    while written < events:
+        batch = []
+        for _ in range(10):
+            account = open_account(ledger, save=False)
+            add_activities(account, per_account - 1)
+            batch.append(account)
+        ledger.save(*batch)
+        written += 10 * per_account
+    return written
+
+
 def write_result(name: str, figures: dict[str, Any]) -> Path:
     """Print the figures and write them as JSON to benchmarks/results/<name>.json."""
     RESULTS.mkdir(exist_ok=True)

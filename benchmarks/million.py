@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmarks.common import add_activities, bench_services, open_account, write_result
+from benchmarks.common import bench_services, fill, write_result
 
 
 def main() -> None:
@@ -20,15 +20,7 @@ def main() -> None:
     with bench_services() as services:
         ledger = services.ledger
         started = time.perf_counter()
-        written = 0
-        while written < args.events:
-            batch = []
-            for _ in range(10):
-                account = open_account(ledger, save=False)
-                add_activities(account, args.per_account - 1)
-                batch.append(account)
-            ledger.save(*batch)
-            written += 10 * args.per_account
+        written = fill(ledger, args.events, args.per_account)
         load_seconds = time.perf_counter() - started
 
         started = time.perf_counter()

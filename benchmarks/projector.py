@@ -14,10 +14,9 @@ import time
 from typing import Any
 
 from benchmarks.common import (
-    add_activities,
     bench_services,
     embedded_kafka,
-    open_account,
+    fill,
     write_result,
 )
 from consumers.projector import Projector
@@ -29,15 +28,7 @@ def run(events: int = 100_000, per_account: int = 100) -> dict[str, Any]:
     """Write, publish, then project `events` events; returns the projector's rate."""
     with bench_services() as services, embedded_kafka() as address:
         ledger = services.ledger
-        written = 0
-        while written < events:
-            batch = []
-            for _ in range(10):
-                account = open_account(ledger, save=False)
-                add_activities(account, per_account - 1)
-                batch.append(account)
-            ledger.save(*batch)
-            written += 10 * per_account
+        written = fill(ledger, events, per_account)
         ensure_topics(address, services.settings)
         relay = Relay(services, address)
         try:

@@ -14,10 +14,9 @@ import time
 from kafka import KafkaConsumer, TopicPartition
 
 from benchmarks.common import (
-    add_visits,
     bench_services,
     embedded_kafka,
-    open_account,
+    fill,
     write_result,
 )
 from infra.relay import Relay, relay_position
@@ -50,15 +49,7 @@ def main() -> None:
     with bench_services() as services, embedded_kafka() as address:
         ledger = services.ledger
         started = time.perf_counter()
-        written = 0
-        while written < args.events:
-            batch = []
-            for _ in range(10):
-                account = open_account(ledger, save=False)
-                add_visits(account, args.per_account - 1)
-                batch.append(account)
-            ledger.save(*batch)
-            written += 10 * args.per_account
+        written = fill(ledger, args.events, args.per_account)
         load_seconds = time.perf_counter() - started
 
         partitions = services.settings.kafka_partitions
