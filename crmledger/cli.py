@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from rich.progress import Progress
 
 from api.auth import ROLES, issue_token
 from domain.errors import LedgerError
+from infra.broker import stop_embedded_broker
 from infra.settings import Settings
 from infra.wiring import Services, bootstrap
 
@@ -70,11 +72,16 @@ def serve(
         port = port or settings.port
         console.print(f"crmledger API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
         console.print("get a token: .venv/bin/crmledger token --role customer_service --sub you")
+        # uvicorn re-raises SIGTERM after its graceful shutdown; with the default
+        # action the process would die before this finally and the exit hooks
+        # (the embedded broker would outlive it). Exit normally instead.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(create_app(services), host=host, port=port, log_level="warning")
     finally:
         for worker in workers:
             worker.stop()
         services.close()
+        stop_embedded_broker(settings.home)
 
 
 @app.command()
