@@ -28,7 +28,9 @@ def event_id(account_id: UUID, version: int) -> UUID:
 
 def outbound_event(notification: Notification, state: Mapping[str, Any]) -> dict[str, Any]:
     """The CloudEvent of one stored event; unset optional attributes are left out."""
-    account_id = UUID(str(notification.originator_id))
+    account_id = notification.originator_id
+    if not isinstance(account_id, UUID):
+        account_id = UUID(str(account_id))
     version = notification.originator_version
     meta: Mapping[str, Any] = state.get("metadata") or {}
     event: dict[str, Any] = {
