@@ -9,18 +9,15 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import issue_token
-from infra.wiring import Services, bootstrap
-from tests.support import JWT_SECRET, drop_schema, make_settings
+from infra.wiring import Services
+from tests.support import JWT_SECRET, own_ledger
 
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
     """One ledger for the whole session, on its own schema."""
-    settings = make_settings()
-    built = bootstrap(settings)
-    yield built
-    built.close()
-    drop_schema(settings.database_schema)
+    with own_ledger() as built:
+        yield built
 
 
 @pytest.fixture(scope="session")

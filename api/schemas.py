@@ -201,19 +201,11 @@ class VerifyOut(BaseModel):
     reason: str | None = None
 
 
-class AuditEventOut(BaseModel):
-    """One event of the global log, as an auditor sees it."""
+class AuditEventOut(EventOut):
+    """One event of the global log, as an auditor sees it: an account event and its place."""
 
     position: int
     account_id: UUID
-    version: int
-    type: str
-    occurred_at: datetime
-    recorded_at: datetime
-    metadata: dict[str, Any]
-    data: dict[str, Any]
-    prev_hash: str
-    hash: str
 
 
 class AuditPageOut(BaseModel):

@@ -24,8 +24,8 @@ from pytest_bdd import given, parsers, then, when
 
 from api.app import create_app
 from api.auth import issue_token
-from infra.wiring import Services, bootstrap
-from tests.support import drop_schema, make_settings
+from infra.wiring import Services
+from tests.support import own_ledger
 
 PROBLEM = "application/problem+json"
 GENESIS_HASH = "0" * 64
@@ -94,11 +94,8 @@ ACTIVITIES: dict[str, dict[str, Any]] = {
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
     """The features' own ledger: their feed and digest checks see only what they wrote."""
-    settings = make_settings()
-    built = bootstrap(settings)
-    yield built
-    built.close()
-    drop_schema(settings.database_schema)
+    with own_ledger() as built:
+        yield built
 
 
 @pytest.fixture(scope="session")

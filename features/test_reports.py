@@ -34,8 +34,8 @@ from features.conftest import (
     plain,
     prepare,
 )
-from infra.wiring import Services, bootstrap
-from tests.support import drop_schema, make_settings
+from infra.wiring import Services
+from tests.support import own_ledger
 
 scenarios("reports")
 
@@ -49,11 +49,8 @@ DAY = r"\d{4}-\d{2}-\d{2}"
 @pytest.fixture(scope="module")
 def services() -> Iterator[Services]:
     """A ledger of these features' own, with its own read models."""
-    settings = make_settings()
-    built = bootstrap(settings)
-    yield built
-    built.close()
-    drop_schema(settings.database_schema)
+    with own_ledger() as built:
+        yield built
 
 
 @pytest.fixture(scope="module")

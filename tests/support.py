@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -18,7 +20,7 @@ import psycopg
 
 from domain.integrity import data_of, event_hash
 from infra.settings import Settings
-from infra.wiring import Services
+from infra.wiring import Services, bootstrap
 
 TEST_DATABASE_URL = os.environ.get(
     "CRMLEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -38,6 +40,18 @@ def make_settings(**overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+@contextmanager
+def own_ledger(**overrides: object) -> Iterator[Services]:
+    """Services over a fresh schema pair, dropped when the block ends."""
+    settings = make_settings(**overrides)
+    built = bootstrap(settings)
+    try:
+        yield built
+    finally:
+        built.close()
+        drop_schema(settings.database_schema)
 
 
 def drop_schema(schema: str) -> None:

@@ -17,10 +17,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import MATRIX, ROLES, report_permission
-from infra.wiring import bootstrap
 from projections.reports import REPORTS
 from tests.projections import history
-from tests.support import drop_schema, make_settings
+from tests.support import own_ledger
 
 APRIL = {"from": "2026-04-01", "to": "2026-05-01"}
 PROBLEM = "application/problem+json"
@@ -29,12 +28,10 @@ Auth = Callable[..., dict[str, str]]
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[TestClient]:
-    services = bootstrap(make_settings())
-    history.build(services)
-    with TestClient(create_app(services)) as client:
-        yield client
-    services.close()
-    drop_schema(services.settings.database_schema)
+    with own_ledger() as services:
+        history.build(services)
+        with TestClient(create_app(services)) as client:
+            yield client
 
 
 def problem(response: Any, status: int) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from api.app import create_app
 from api.auth import issue_token
 from crmledger.cli import app as cli
 from domain import activities as act
-from infra.wiring import Services, bootstrap
-from tests.support import JWT_SECRET, drop_schema, make_settings
+from infra.wiring import Services
+from tests.support import JWT_SECRET, own_ledger
 
 NOW = datetime.now(UTC)
 META = {"actor": "t"}
@@ -25,11 +25,8 @@ META = {"actor": "t"}
 @pytest.fixture
 def ledger_services() -> Iterator[Services]:
     """A ledger of its own: these tests corrupt it."""
-    settings = make_settings()
-    services = bootstrap(settings)
-    yield services
-    services.close()
-    drop_schema(settings.database_schema)
+    with own_ledger() as services:
+        yield services
 
 
 def open_with_visits(services: Services, ref: str, visits: int) -> UUID:

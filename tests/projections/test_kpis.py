@@ -10,9 +10,9 @@ from uuid import UUID
 import pytest
 
 from domain import activities as act
-from infra.wiring import Services, bootstrap
+from infra.wiring import Services
 from projections.kpis import Scope, service_kpis
-from tests.support import drop_schema, make_settings
+from tests.support import own_ledger
 
 META = {"actor": "clerk-1", "department": "customer_service"}
 D = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
@@ -25,57 +25,57 @@ def at(days: float, hours: float = 0) -> datetime:
 @pytest.fixture(scope="module")
 def known() -> Iterator[Services]:
     """A history small enough to compute its KPIs by hand."""
-    services = bootstrap(make_settings())
-    ledger = services.ledger
+    with own_ledger() as services:
+        ledger = services.ledger
 
-    def open_(ref: str, segment: str, channel: str, when: datetime) -> UUID:
-        return ledger.open_account(
-            external_ref=ref,
-            segment=segment,
-            service_plan="standard",
-            channel=channel,
-            customer={"name": ref},
-            occurred_at=when,
-            meta=META,
-        ).id
+        def open_(ref: str, segment: str, channel: str, when: datetime) -> UUID:
+            return ledger.open_account(
+                external_ref=ref,
+                segment=segment,
+                service_plan="standard",
+                channel=channel,
+                customer={"name": ref},
+                occurred_at=when,
+                meta=META,
+            ).id
 
-    def do(account: UUID, activity: act.Activity, when: datetime, actor: str = "clerk-1") -> None:
-        ledger.record_activity(account, activity, when, {**META, "actor": actor})
+        def do(
+            account: UUID, activity: act.Activity, when: datetime, actor: str = "clerk-1"
+        ) -> None:
+            ledger.record_activity(account, activity, when, {**META, "actor": actor})
 
-    # February: two accounts exist before March starts; one more is closed in February.
-    a = open_("A", "gold", "store", datetime(2026, 2, 1, tzinfo=UTC))
-    b = open_("B", "silver", "online", datetime(2026, 2, 3, tzinfo=UTC))
-    old = open_("OLD", "silver", "store", datetime(2026, 2, 4, tzinfo=UTC))
-    ledger.close_account(old, "inactivity", "", datetime(2026, 2, 20, tzinfo=UTC), META)
-    # March: two new, one lost.
-    c = open_("C", "gold", "app", at(0))
-    open_("D", "standard", "store", at(1))
-    ledger.close_account(b, "customer_request", "", at(2), META)
-    do(a, act.Purchase(Decimal("100.00"), Decimal("60.00"), "HKD", "central"), at(0, 1))
-    do(c, act.Purchase(Decimal("50.50"), Decimal("20.25"), "HKD", "web"), at(3))
-    do(a, act.Refund(Decimal("10.00"), Decimal("6.00"), "HKD", "central"), at(4))
-    do(a, act.Visit("store", "central"), at(5))
-    do(c, act.Visit("app", "home"), at(5))
-    do(c, act.Visit("app", "home"), at(6))
-    # Inquiries answered after 2, 4, 6, 8 and 10 hours; one more stays open.
-    for n, hours in enumerate((2, 4, 6, 8, 10)):
-        do(a, act.OpenInquiry(f"Q{n}", "phone", "billing"), at(7 + n))
-        do(a, act.AnswerInquiry(f"Q{n}", "phone"), at(7 + n, hours), actor=f"agent-{n % 2}")
-    do(c, act.OpenInquiry("Q9", "online", "delivery"), at(20))
-    # Complaints resolved after 24 and 48 hours.
-    do(a, act.LodgeComplaint("K1", "service", "high"), at(12))
-    do(a, act.ResolveComplaint("K1", "apology", True), at(13))
-    do(c, act.LodgeComplaint("K2", "product", "low"), at(14))
-    do(c, act.ResolveComplaint("K2", "refund", False), at(16))
-    do(a, act.GiveFeedback(5, ""), at(15))
-    do(c, act.GiveFeedback(2, ""), at(15))
-    do(c, act.GiveFeedback(4, ""), at(16))
-    ledger.change_segment(c, "vip", at(17), META)
-    for name in ("directory", "kpis"):
-        services.readmodels.rebuild(name)
-    yield services
-    services.close()
-    drop_schema(services.settings.database_schema)
+        # February: two accounts exist before March starts; one more is closed in February.
+        a = open_("A", "gold", "store", datetime(2026, 2, 1, tzinfo=UTC))
+        b = open_("B", "silver", "online", datetime(2026, 2, 3, tzinfo=UTC))
+        old = open_("OLD", "silver", "store", datetime(2026, 2, 4, tzinfo=UTC))
+        ledger.close_account(old, "inactivity", "", datetime(2026, 2, 20, tzinfo=UTC), META)
+        # March: two new, one lost.
+        c = open_("C", "gold", "app", at(0))
+        open_("D", "standard", "store", at(1))
+        ledger.close_account(b, "customer_request", "", at(2), META)
+        do(a, act.Purchase(Decimal("100.00"), Decimal("60.00"), "HKD", "central"), at(0, 1))
+        do(c, act.Purchase(Decimal("50.50"), Decimal("20.25"), "HKD", "web"), at(3))
+        do(a, act.Refund(Decimal("10.00"), Decimal("6.00"), "HKD", "central"), at(4))
+        do(a, act.Visit("store", "central"), at(5))
+        do(c, act.Visit("app", "home"), at(5))
+        do(c, act.Visit("app", "home"), at(6))
+        # Inquiries answered after 2, 4, 6, 8 and 10 hours; one more stays open.
+        for n, hours in enumerate((2, 4, 6, 8, 10)):
+            do(a, act.OpenInquiry(f"Q{n}", "phone", "billing"), at(7 + n))
+            do(a, act.AnswerInquiry(f"Q{n}", "phone"), at(7 + n, hours), actor=f"agent-{n % 2}")
+        do(c, act.OpenInquiry("Q9", "online", "delivery"), at(20))
+        # Complaints resolved after 24 and 48 hours.
+        do(a, act.LodgeComplaint("K1", "service", "high"), at(12))
+        do(a, act.ResolveComplaint("K1", "apology", True), at(13))
+        do(c, act.LodgeComplaint("K2", "product", "low"), at(14))
+        do(c, act.ResolveComplaint("K2", "refund", False), at(16))
+        do(a, act.GiveFeedback(5, ""), at(15))
+        do(c, act.GiveFeedback(2, ""), at(15))
+        do(c, act.GiveFeedback(4, ""), at(16))
+        ledger.change_segment(c, "vip", at(17), META)
+        for name in ("directory", "kpis"):
+            services.readmodels.rebuild(name)
+        yield services
 
 
 def kpis(services: Services, **scope: object) -> list[dict[str, object]]:

@@ -11,25 +11,23 @@ from uuid import UUID
 import pytest
 
 from domain.errors import InvalidCommand, NotFound
-from infra.wiring import Services, bootstrap
+from infra.wiring import Services
 from projections.guidelines import DEFAULTS, read_guidelines, set_guidelines
 from projections.kpis import KPI_NAMES
 from projections.report_output import csv_text, json_rows
 from projections.reports import REPORTS, report_named, report_scope, run_report
 from projections.scheme_review import trend
 from tests.projections import history
-from tests.support import drop_schema, make_settings
+from tests.support import own_ledger
 
 APRIL = {"start": date(2026, 4, 1), "end": date(2026, 5, 1)}
 
 
 @pytest.fixture(scope="module")
 def known() -> Iterator[tuple[Services, dict[str, UUID]]]:
-    services = bootstrap(make_settings())
-    ids = history.build(services)
-    yield services, ids
-    services.close()
-    drop_schema(services.settings.database_schema)
+    with own_ledger() as services:
+        ids = history.build(services)
+        yield services, ids
 
 
 @pytest.fixture(scope="module")
