@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from api import errors
-from api.metrics import measure
+from api.metrics import Measured
 from api.routers import accounts, admin, audit, guidelines, health, reports
 from infra.wiring import Services
-
-MAX_BODY = 64 * 1024
 
 
 def create_app(services: Services) -> FastAPI:
@@ -30,16 +26,5 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(guidelines.router)
     app.include_router(health.router)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # Refuse oversized bodies before anything parses them.
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return errors.problem(
-                413, "Body too large", f"bodies are limited to {MAX_BODY} bytes", request.url.path
-            )
-        return await measure(request, call_next)
-
+    app.add_middleware(Measured)
     return app

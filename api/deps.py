@@ -1,4 +1,8 @@
-"""Shared route dependencies: the services, command metadata, If-Match, Idempotency-Key."""
+"""Shared route dependencies: the services, command metadata, If-Match, Idempotency-Key.
+
+Dependencies that do no I/O are `async def`: FastAPI runs a plain `def`
+dependency in its thread pool, a thread hop for each one on every request.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from api.errors import BadRequest
 from infra.wiring import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The services the app was built with."""
     services: Services = request.app.state.services
     return services
@@ -28,7 +32,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 _VERSION = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
 
-def expected_version(
+async def expected_version(
     if_match: Annotated[str | None, Header(description="the account version (its ETag)")] = None,
 ) -> int | None:
     """The version the caller expects, from If-Match; None when not given."""
@@ -68,7 +72,7 @@ class CommandContext:
         return occurred_at or datetime.now(UTC)
 
 
-def command_context(
+async def command_context(
     user: CurrentUser,
     x_correlation_id: Annotated[str | None, Header(max_length=128)] = None,
     x_causation_id: Annotated[str | None, Header(max_length=128)] = None,

@@ -7,14 +7,16 @@ concurrent load the first waiting command leads: it saves every command queued
 behind it in one save() of many aggregates, then hands the results back. With
 no concurrency a batch is one command, saved as before.
 
-A batch holds each aggregate once; a conflict in a batch (another writer got
-there first) saves its commands one by one, so each gets its own answer.
+A batch holds each aggregate once (by `key`, its id unless told otherwise); a
+conflict in a batch (another writer got there first) saves its commands one by
+one, so each gets its own answer. Anything saved many at a time can be grouped
+the same way: the access log groups its rows (infra/access_log.py).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,24 +27,30 @@ MAX_BATCH = 500
 
 @dataclass
 class _Job:
-    aggregate: Any
+    item: Any
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
 
 class GroupCommit:
-    """Saves aggregates from many threads in shared transactions."""
+    """Saves aggregates (or any items) from many threads in shared transactions."""
 
-    def __init__(self, save: Callable[..., Any], max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        save: Callable[..., Any],
+        max_batch: int = MAX_BATCH,
+        key: Callable[[Any], Hashable] = lambda aggregate: aggregate.id,
+    ) -> None:
         self._save = save
+        self._key = key
         self._max_batch = max_batch
         self._lock = threading.Lock()
         self._pending: list[_Job] = []
         self._leading = False
 
-    def save(self, aggregate: Any) -> None:
+    def save(self, item: Any) -> None:
         """Save one aggregate (perhaps with others); raise what its save raised."""
-        job = _Job(aggregate)
+        job = _Job(item)
         with self._lock:
             self._pending.append(job)
             lead = not self._leading
@@ -65,20 +73,21 @@ class GroupCommit:
     def _take(self) -> list[_Job]:
         # Each aggregate once per batch: a second command on it waits for the next.
         batch: list[_Job] = []
-        ids: set[Any] = set()
+        ids: set[Hashable] = set()
         rest: list[_Job] = []
         for job in self._pending:
-            if job.aggregate.id in ids or len(batch) >= self._max_batch:
+            key = self._key(job.item)
+            if key in ids or len(batch) >= self._max_batch:
                 rest.append(job)
             else:
-                ids.add(job.aggregate.id)
+                ids.add(key)
                 batch.append(job)
         self._pending = rest
         return batch
 
     def _commit(self, batch: Sequence[_Job]) -> None:
         try:
-            self._save(*(job.aggregate for job in batch))
+            self._save(*(job.item for job in batch))
         except IntegrityError:
             if len(batch) == 1:
                 batch[0].error = IntegrityError("a concurrent writer saved this account first")

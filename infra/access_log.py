@@ -1,4 +1,9 @@
-"""The access log: who read which account's personal data unmasked, when, and what."""
+"""The access log: who read which account's personal data unmasked, when, and what.
+
+A read is shown only after its row is committed. Concurrent reads are written
+together (domain/group_commit.py): one transaction for many requests rather
+than a commit, and its flush to disk, for each.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,13 @@ from datetime import datetime
 from uuid import UUID
 
 from psycopg_pool import ConnectionPool
+
+from domain.group_commit import GroupCommit
+
+_INSERT = (
+    "INSERT INTO access_log (actor, roles, account_id, what, fields) VALUES (%s, %s, %s, %s, %s)"
+)
+Row = tuple[str, list[str], UUID, str, list[str]]
 
 
 @dataclass(frozen=True)
@@ -28,17 +40,14 @@ class AccessLog:
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
+        # Every row is its own: group by identity, never hold one back.
+        self._group = GroupCommit(self._insert, key=id)
 
     def record(
         self, actor: str, roles: Iterable[str], account_id: UUID, what: str, fields: Iterable[str]
     ) -> None:
-        """Append one read."""
-        with self._pool.connection() as conn:
-            conn.execute(
-                "INSERT INTO access_log (actor, roles, account_id, what, fields)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (actor, sorted(roles), account_id, what, sorted(fields)),
-            )
+        """Append one read; returns once it is committed."""
+        self._group.save((actor, sorted(roles), account_id, what, sorted(fields)))
 
     def record_many(
         self,
@@ -48,15 +57,13 @@ class AccessLog:
         what: str,
     ) -> None:
         """Append one read per account, in one round trip."""
-        rows = [(actor, sorted(roles), a, what, sorted(f)) for a, f in reads]
+        self._insert(*((actor, sorted(roles), a, what, sorted(f)) for a, f in reads))
+
+    def _insert(self, *rows: Row) -> None:
         if not rows:
             return
         with self._pool.connection() as conn, conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO access_log (actor, roles, account_id, what, fields)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                rows,
-            )
+            cur.executemany(_INSERT, rows)
 
     def query(
         self,

@@ -28,7 +28,9 @@ def event_store_env(url: str, settings: Settings) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": str(settings.pool_size),
         "POSTGRES_MAX_OVERFLOW": str(settings.pool_size * 2),
         "POSTGRES_LOCK_TIMEOUT": "10",
-        "POSTGRES_PRE_PING": "y",
+        # No pre-ping: it costs a round trip on every connection taken, and the
+        # recorder retries a statement whose connection turned out broken.
+        "POSTGRES_PRE_PING": "n",
     }
 
 

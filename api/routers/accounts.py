@@ -10,7 +10,14 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import Forbidden, Permission, Principal, require
-from api.deps import Context, ExpectedVersion, IdempotencyDep, ServicesDep
+from api.deps import (
+    CommandContext,
+    Context,
+    ExpectedVersion,
+    Idempotency,
+    IdempotencyDep,
+    ServicesDep,
+)
 from api.errors import BadRequest
 from api.schemas import (
     AccountOut,
@@ -63,10 +70,10 @@ class Commands:
 
     def __init__(
         self,
-        services: ServicesDep,
-        ctx: Context,
-        expected: ExpectedVersion,
-        idem: IdempotencyDep,
+        services: Services,
+        ctx: CommandContext,
+        expected: int | None,
+        idem: Idempotency,
         response: Response,
     ) -> None:
         self.services, self.ctx, self.expected = services, ctx, expected
@@ -82,7 +89,18 @@ class Commands:
         )
 
 
-CommandsDep = Annotated[Commands, Depends()]
+async def commands(
+    services: ServicesDep,
+    ctx: Context,
+    expected: ExpectedVersion,
+    idem: IdempotencyDep,
+    response: Response,
+) -> Commands:
+    """The shared part of a command route (async: no thread hop to build it)."""
+    return Commands(services, ctx, expected, idem, response)
+
+
+CommandsDep = Annotated[Commands, Depends(commands)]
 
 
 @router.post("", response_model=AccountOut, status_code=201)

@@ -21,7 +21,7 @@ from projections.reports import REPORTS, Report, report_named, report_scope, run
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 
-def readable_report(name: str, user: CurrentUser) -> Report:
+async def readable_report(name: str, user: CurrentUser) -> Report:
     """The report named in the path, if the caller may read it: 404, then 403."""
     report = report_named(name)
     permission = report_permission(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
@@ -105,6 +106,23 @@ def test_the_access_log_refuses_edits(services: Services) -> None:
         conn.execute("UPDATE access_log SET actor = 'nobody'")
     with services.pool.connection() as conn, pytest.raises(psycopg.errors.RaiseException):
         conn.execute("DELETE FROM access_log")
+
+
+def test_concurrent_reads_are_each_logged_once(services: Services) -> None:
+    account_id = uuid4()
+    threads = [
+        threading.Thread(
+            target=services.access_log.record,
+            args=(f"reader-{i}", ["customer_service"], account_id, "read", ["name"]),
+        )
+        for i in range(40)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    logged = services.access_log.query(account_id=account_id, limit=100)
+    assert sorted(e.actor for e in logged) == sorted(f"reader-{i}" for i in range(40))
 
 
 def test_erasure_shreds_the_data_everywhere_and_keeps_the_history_verifiable(
