@@ -11,6 +11,7 @@ of the batch stays.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -85,6 +86,16 @@ class ActivityBatch:
     accounts: dict[UUID, CustomerAccount] = field(default_factory=dict)
     items: list[tuple[Any, Activity, Receipt]] = field(default_factory=list)
     keys: set[tuple[str, str]] = field(default_factory=set)
+    # Accounts loaded ahead for the activities of a poll batch, each used once.
+    loaded: dict[UUID, CustomerAccount] = field(default_factory=dict)
+
+    def preload(self, account_ids: Iterable[UUID]) -> None:
+        """Load the accounts these activities touch, together (Ledger.accounts)."""
+        self.loaded = self.ledger.accounts(account_ids)
+
+    def forget(self, account_id: UUID) -> None:
+        """Drop the account loaded ahead: another command is about to change it."""
+        self.loaded.pop(account_id, None)
 
     def add(self, record: Any, event: Activity, receipt: Receipt) -> None:
         """Apply the activity to its account in memory.
@@ -93,7 +104,7 @@ class ActivityBatch:
         error may have left an account half changed: the caller must drop the
         batch (`take`) and apply its messages one by one.
         """
-        account = self.accounts.get(event.account_id)
+        account = self.accounts.get(event.account_id) or self.loaded.pop(event.account_id, None)
         if account is None:
             account = self.ledger.account(event.account_id)
         activity = ACTIVITIES[event.type](**activity_fields(event))

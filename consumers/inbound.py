@@ -49,7 +49,7 @@ from kafka.structs import OffsetAndMetadata
 
 from consumers.commands import ACTIVITY_TYPES, ActivityBatch, apply_event
 from consumers.dead_letters import dead_letter, dead_letter_reason, error_detail
-from consumers.messages import InboundEvent, parse
+from consumers.messages import Activity, InboundEvent, parse
 from domain.errors import LedgerError
 from infra.broker import cluster_id, kafka_bootstrap
 from infra.inbound_receipts import (
@@ -187,6 +187,8 @@ class Ingest:
             self._pool, [(e.source, e.id) for e in events if not isinstance(e, Exception)]
         )
         batch = ActivityBatch(self._ledger)
+        activities = [e for e in events if isinstance(e, Activity) and (e.source, e.id) not in done]
+        batch.preload(e.account_id for e in activities)
         for record, event in zip(records, events, strict=True):
             result.next_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
             if isinstance(event, Exception):
@@ -201,6 +203,7 @@ class Ingest:
                 self._collect(batch, record, event, done, result)
             else:
                 self._save(batch, done, result)
+                batch.forget(event.account_id)
                 self._apply_one(record, event, done, result)
         self._save(batch, done, result)
         return result

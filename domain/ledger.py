@@ -8,14 +8,16 @@ reach the aggregate; reading them back is a separate, explicit step
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import suppress
+from copy import deepcopy
 from datetime import datetime, timedelta
 from typing import Any, cast
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Notification
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.account import (
@@ -74,6 +76,25 @@ class Ledger(Application[UUID]):
         # Infra says when a save must run in the calling thread (an inbound
         # receipt is bound to it); otherwise commands are saved in groups.
         self.save_alone: Callable[[], bool] = lambda: False
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        # eventsourcing reloads an aggregate from the store to snapshot it at the
+        # interval's version. The saved aggregate is in hand: snapshot it as saved,
+        # at its own version, when its new events crossed an interval (a fifth of
+        # the inbound apply went to those reloads).
+        if self.snapshots is None:
+            return
+        due = set()
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates.get(event.originator_id)
+            interval = self.snapshotting_intervals.get(type(aggregate)) if aggregate else None
+            if interval and event.originator_version % interval == 0:
+                due.add(event.originator_id)
+        for aggregate_id in due:
+            aggregate = processing_event.aggregates[aggregate_id]
+            snapshot_class = getattr(type(aggregate), "Snapshot", None) or self.snapshot_class
+            assert snapshot_class is not None  # an Aggregate has one
+            self.snapshots.put([snapshot_class.take(aggregate)])
 
     # ---- commands -------------------------------------------------------------
 
@@ -249,6 +270,33 @@ class Ledger(Application[UUID]):
             raise AccountNotFound(f"account {account_id} has no version {version}")
         return account
 
+    def accounts(self, account_ids: Iterable[UUID]) -> dict[UUID, CustomerAccount]:
+        """Several accounts as they are now, for a batch of commands; unknown ids left out.
+
+        Accounts in the cache are brought up to date together, in one query
+        when the recorder can (ours can), rather than one query each: a batch
+        of inbound activities touches hundreds of accounts. The others are
+        loaded one by one, and cached for the next batch.
+        """
+        wanted = set(account_ids)
+        cache = self.repository.cache
+        select_after: Callable[[dict[UUID, int]], dict[UUID, list[StoredEvent]]] | None
+        select_after = getattr(self.recorder, "select_after", None)
+        cached: dict[UUID, CustomerAccount] = {}
+        if cache is not None and select_after is not None:
+            for account_id in wanted:
+                with suppress(KeyError):
+                    cached[account_id] = cast(CustomerAccount, cache.get(account_id))
+        found: dict[UUID, CustomerAccount] = {}
+        if cached and select_after is not None:
+            newer = select_after({i: a.version for i, a in cached.items()})
+            for account_id, account in cached.items():
+                found[account_id] = self._fast_forward(account, newer.get(account_id, ()))
+        for account_id in wanted - found.keys():
+            with suppress(AccountNotFound):
+                found[account_id] = self.account(account_id)
+        return found
+
     def history(self, account_id: UUID) -> list[AccountEvent]:
         """Every event of the account, oldest first."""
         events = list(self.events.get(account_id))
@@ -318,6 +366,27 @@ class Ledger(Application[UUID]):
                 continue  # someone else saved first: reload and try again
             return account
         raise ConflictingState(f"account {account_id} is changing too fast; retry")
+
+    def _fast_forward(
+        self, cached: CustomerAccount, stored: Iterable[StoredEvent]
+    ) -> CustomerAccount:
+        """A copy of the cached account with the stored events after it applied.
+
+        The cached object is shared, so it is brought forward under the lock
+        the repository itself takes for that (another thread may have moved it
+        on since the query: its events already applied are skipped).
+        """
+        repository = self.repository
+        lock = repository._use_fastforward_lock(cached.id)
+        try:
+            with lock:
+                for record in stored:
+                    if record.originator_version > cached.version:
+                        event = cast(CustomerAccount.Event, self.mapper.to_domain_event(record))
+                        event.mutate(cached)
+                return deepcopy(cached)
+        finally:
+            repository._disuse_fastforward_lock(cached.id)
 
     def _exists(self, account_id: UUID) -> bool:
         return bool(self.recorder.select_events(account_id, limit=1))
