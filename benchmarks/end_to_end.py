@@ -1,10 +1,11 @@
 """End to end: a command committed over HTTP until it is visible in the read model.
 
-`crmledger serve` runs every role in a child process (API, relay, ingest,
-projector, on an embedded broker). Commands (visits) are sent at a steady
-rate; a watcher reads the directory's account versions every few
-milliseconds and notes when each command's version shows. The latency is from
-the command's answer (its commit) to that moment.
+Each role runs in a child process of its own (`crmledger serve --only ROLE`),
+as in production: the API (one replica per core), the relay and the projector,
+on an embedded broker. Commands (visits) are sent at a steady rate; a watcher
+reads the directory's account versions every few milliseconds and notes when
+each command's version shows. The latency is from the command's answer (its
+commit) to that moment.
 
     .venv/bin/python -m benchmarks.end_to_end --rate 500
 """
@@ -13,52 +14,68 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import threading
 import time
 from typing import Any
 from uuid import UUID
 
-import httpx
 import psycopg
 
 from api.auth import issue_token
-from benchmarks.common import bench_services, write_result
-from benchmarks.http_commands import VISIT, _open_accounts
-from benchmarks.server import serving
+from benchmarks.common import bench_services, embedded_kafka, write_result
+from benchmarks.http_commands import VISIT, open_accounts
+from benchmarks.load import Connection, connections
+from benchmarks.server import api_replicas, serving
+
+
+async def _opened(urls: list[str], headers: dict[str, str], n: int) -> list[str]:
+    conns = connections(urls, headers, n)
+    ids = await open_accounts(conns)
+    for conn in conns:
+        await conn.close()
+    return ids
 
 
 async def _send(
-    url: str, headers: dict[str, str], ids: list[str], rate: float, seconds: float
+    urls: list[str], headers: dict[str, str], ids: list[str], rate: float, seconds: float
 ) -> list[tuple[str, int, float]]:
     """Send commands at `rate` per second; returns (account, version, answered at)."""
+    conns = connections(urls, headers, len(ids))
     done: list[tuple[str, int, float]] = []
-    limits = httpx.Limits(max_connections=len(ids))
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as client:
-        interval = len(ids) / rate
-        deadline = time.perf_counter() + seconds
+    interval = len(ids) / rate
+    deadline = time.perf_counter() + seconds
 
-        async def worker(account_id: str, offset: float) -> None:
-            next_at = time.perf_counter() + offset
-            while next_at < deadline:
-                now = time.perf_counter()
-                if now < next_at:
-                    await asyncio.sleep(next_at - now)
-                response = await client.post(f"/v1/accounts/{account_id}/activities", json=VISIT)
-                response.raise_for_status()
-                done.append((account_id, response.json()["version"], time.perf_counter()))
-                next_at += interval
+    async def client(conn: Connection, account_id: str, offset: float) -> None:
+        next_at = time.perf_counter() + offset
+        while next_at < deadline:
+            now = time.perf_counter()
+            if now < next_at:
+                await asyncio.sleep(next_at - now)
+            answer = await conn.post(f"/v1/accounts/{account_id}/activities", VISIT)
+            version = answer.json()["version"]
+            assert isinstance(version, int)
+            done.append((account_id, version, time.perf_counter()))
+            next_at += interval
 
-        await asyncio.gather(*(worker(a, i * interval / len(ids)) for i, a in enumerate(ids)))
+    pairs = enumerate(zip(conns, ids, strict=True))
+    await asyncio.gather(*(client(c, a, i * interval / len(ids)) for i, (c, a) in pairs))
     return done
 
 
 def run(rate: float = 500.0, seconds: float = 10.0, clients: int = 50) -> dict[str, Any]:
     """p50 and p99 from commit to visible, at `rate` commands per second."""
-    with bench_services() as services, serving(services) as url:
+    with (
+        bench_services() as services,
+        embedded_kafka() as kafka,
+        serving(services, "relay", kafka=kafka),
+        serving(services, "projector", kafka=kafka),
+        api_replicas(services, os.cpu_count() or 1) as urls,
+    ):
         token = issue_token(services.jwt_secret or "", "bench", ["customer_service"])
         headers = {"Authorization": f"Bearer {token}"}
-        ids = asyncio.run(_open_accounts(url, headers, clients))
+        ids = asyncio.run(_opened(urls, headers, clients))
         seen: dict[str, list[tuple[int, float]]] = {a: [] for a in ids}
         stop = threading.Event()
         schema = services.settings.readmodel_schema
@@ -88,7 +105,7 @@ def run(rate: float = 500.0, seconds: float = 10.0, clients: int = 50) -> dict[s
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         started = time.perf_counter()
-        done = asyncio.run(_send(url, headers, ids, rate, seconds))
+        done = asyncio.run(_send(urls, headers, ids, rate, seconds))
         achieved = len(done) / (time.perf_counter() - started)
         time.sleep(3)  # let the pipeline catch up before reading the watcher's notes
         stop.set()

@@ -1,4 +1,9 @@
-"""Run `crmledger serve` in a child process on the benchmark's ledger."""
+"""Run `crmledger serve` in child processes on the benchmark's ledger, one role each or all.
+
+As in production (DESIGN.md: each role its own process), the API scales by
+replicas: `api_replicas` starts several `serve --only api` processes on one
+ledger, and the load client spreads its connections over them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import httpx
 
@@ -25,7 +30,10 @@ def free_port() -> int:
 
 @contextmanager
 def serving(services: Services, *roles: str, kafka: str | None = None) -> Iterator[str]:
-    """The API (and other roles, all when none is named) in a child process; yields its URL."""
+    """One role (all when none is named) in a child process; yields the API's URL.
+
+    Without the API role nothing answers on the URL, and this returns at once.
+    """
     settings = services.settings
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="crmledger-serve-") as home:
@@ -53,7 +61,7 @@ def serving(services: Services, *roles: str, kafka: str | None = None) -> Iterat
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
-            while True:
+            while roles in ((), ("api",)):
                 try:
                     if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                         break
@@ -69,3 +77,10 @@ def serving(services: Services, *roles: str, kafka: str | None = None) -> Iterat
                 child.wait(15)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+@contextmanager
+def api_replicas(services: Services, n: int) -> Iterator[list[str]]:
+    """`n` API processes on the same ledger; yields their URLs."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(serving(services, "api")) for _ in range(n)]
