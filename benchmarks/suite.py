@@ -60,17 +60,20 @@ def figures(r: dict[str, dict[str, Any]]) -> list[Figure]:
 
     ingest_rate = ingest["events_per_s_after_join"]
     return [
-        vs(
-            "HTTP commands",
-            http["commands_per_s"],
-            "commands/s",
-            ">= 4x library single-event save",
-            http["commands_per_s"] >= 4 * save,
-            "library single-event save",
-            save,
+        *(
+            vs(
+                f"HTTP commands, {n} API process{'es' if n > 1 else ''}",
+                http[f"{prefix}commands_per_s"],
+                "commands/s",
+                ">= 4x library single-event save",
+                http[f"{prefix}commands_per_s"] >= 4 * save,
+                "library single-event save",
+                save,
+            )
+            for n, prefix in ((1, "one_process_"), (http["replicas"], ""))
         ),
         Figure(
-            "HTTP p99 at half load",
+            f"HTTP p99 at half load, {http['replicas']} API processes",
             http["half_load_p99_ms"],
             "ms",
             "< 50 ms",

@@ -122,6 +122,8 @@ class ActivityBatch:
         """
         with recording(*(receipt for _, _, receipt in self.items)):
             self.ledger.save(*self.accounts.values())
+        self.ledger.hand_over(self.accounts.values())
+        self.accounts = {}
 
     def take(self) -> list[tuple[Any, Activity, Receipt]]:
         """Empty the batch; returns its messages, in order."""

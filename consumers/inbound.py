@@ -120,7 +120,7 @@ class Ingest:
         group: str = GROUP,
         topic: str = INTEGRATION_EVENTS,
         session_timeout_ms: int | None = None,
-        max_records: int = 500,
+        max_records: int = 2000,
     ) -> None:
         self._ledger = services.ledger
         self._pool = services.pool

@@ -297,6 +297,17 @@ class Ledger(Application[UUID]):
                 found[account_id] = self.account(account_id)
         return found
 
+    def hand_over(self, saved: Iterable[CustomerAccount]) -> None:
+        """Keep accounts just saved in the cache, so the next batch finds them current.
+
+        Otherwise the cache holds them as they were loaded, and the next batch
+        reads back and replays every event this one saved. The caller gives
+        the objects away: it must not touch them again.
+        """
+        if self.repository.cache is not None:
+            for account in saved:
+                self.repository.cache.put(account.id, account)
+
     def history(self, account_id: UUID) -> list[AccountEvent]:
         """Every event of the account, oldest first."""
         events = list(self.events.get(account_id))

@@ -54,6 +54,21 @@ def test_accounts_loads_many_at_their_current_versions(services: Services) -> No
     assert ledger.verify(cached.id).ok
 
 
+def test_accounts_handed_over_after_a_save_stay_current(services: Services) -> None:
+    ledger = services.ledger
+    account = _open(ledger)
+    (loaded,) = ledger.accounts([account.id]).values()
+    apply_activity(loaded, VISIT, NOW, META)
+    ledger.save(loaded)
+    ledger.hand_over([loaded])
+    ledger.record_activity(account.id, VISIT, NOW, META)  # another writer, after
+
+    (again,) = ledger.accounts([account.id]).values()
+
+    assert again.version == 3 and again is not loaded
+    assert again.last_hash == ledger.account(account.id).last_hash
+
+
 def test_a_save_across_the_interval_snapshots_the_saved_aggregate(services: Services) -> None:
     ledger = services.ledger
     account = _open(ledger)
