@@ -77,11 +77,12 @@ class Projector:
         batches = self._consumer.poll(timeout_ms=timeout_ms)
         placed: list[Placed] = []
         offsets: dict[Any, OffsetAndMetadata] = {}
+        projected = self._readmodels.projected
         for tp, records in batches.items():
+            partition = tp.partition
             for record in records:
                 try:
-                    message = orjson.loads(record.value)
-                    placed.append(Placed(tp.partition, self._readmodels.projected(message)))
+                    placed.append(Placed(partition, projected(orjson.loads(record.value))))
                 except (ValueError, KeyError, TypeError) as e:
                     log.error(
                         "skipping a message that is not a ledger event at %s[%d]@%d: %s",
@@ -90,7 +91,8 @@ class Projector:
                         record.offset,
                         e,
                     )
-                offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+            if records:
+                offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         if not offsets:
             return 0
         self._readmodels.store.apply(placed)

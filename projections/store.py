@@ -10,7 +10,7 @@ pipelines), so a batch costs a few round trips, not one per event.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
@@ -23,8 +23,7 @@ from projections.schema import ddl
 REBUILD_CHUNK = 20_000
 
 
-@dataclass(frozen=True)
-class Placed:
+class Placed(NamedTuple):
     """An event and the Kafka partition it came from (0 for a rebuild from the store)."""
 
     partition: int
