@@ -105,9 +105,6 @@ class Relay:
             enable_idempotence=True,
             acks="all",
             batch_size=256 * 1024,
-            # The default placement (murmur2 of the key), remembered per account:
-            # the pure-Python hash was a sixth of the relay's time.
-            partitioner=KeyPartitioner(),
             linger_ms=LINGER_MS,
             delivery_timeout_ms=delivery_timeout_ms,
             # kafka-python wants a request to fit in the delivery timeout.
@@ -115,6 +112,9 @@ class Relay:
         )
         self._log = EventLog(self._ledger)
         self._types: dict[str, str] = {}
+        # The default placement (murmur2 of the key), remembered per account and
+        # given to each send: the pure-Python hash was a sixth of the relay's time.
+        self._placement = KeyPartitioner()
         self.position: int | None = None  # loaded on first use, after the lock
         self.published = 0
         create_relay_table(self._pool)
@@ -130,16 +130,28 @@ class Relay:
         if self.position is None:
             self.position = self._load_position()
         total = 0
-        send, topic = self._producer.send, self.topic
+        send, topic, placement = self._producer.send, self.topic, self._placement
         while stop is None or not stop.is_set():
             with self._pool.connection() as conn:
                 rows = self._log.page(conn, self.position, self._batch_size)
             if not rows:
                 break
-            futures = [
-                send(topic, value=self._message(row), key=row[1].encode(), headers=HEADERS)
-                for row in rows
-            ]
+            partitions = len(self._producer.partitions_for(topic))
+            # One creation time for the page: kafka-python would read the clock per record.
+            now_ms = int(time.time() * 1000)
+            futures = []
+            for row in rows:
+                key = row[1].encode()
+                futures.append(
+                    send(
+                        topic,
+                        value=self._message(row),
+                        key=key,
+                        headers=HEADERS,
+                        partition=placement.partition_of(key, partitions),
+                        timestamp_ms=now_ms,
+                    )
+                )
             self._producer.flush()
             for future in futures:
                 if not future.is_done:  # a split batch may finish after the flush

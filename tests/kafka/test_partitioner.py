@@ -39,3 +39,5 @@ def test_a_key_lands_on_the_default_partitioners_partition_for_every_count(
         assert len(set(default)) == min(count, len(set(default)))
         assert placements(stack.bootstrap, topic, keys, partitioner=shared) == default
         assert placements(stack.bootstrap, topic, keys, partitioner=KeyPartitioner(10)) == default
+        # As the relay asks it, to send with an explicit partition.
+        assert [shared.partition_of(k, count) for k in keys] == default
