@@ -51,7 +51,7 @@ from consumers.commands import ACTIVITY_TYPES, ActivityBatch, apply_event
 from consumers.dead_letters import dead_letter, dead_letter_reason, error_detail
 from consumers.messages import Activity, InboundEvent, parse
 from domain.errors import LedgerError
-from infra.broker import cluster_id, kafka_bootstrap
+from infra.broker import FETCH_MAX_WAIT_MS, cluster_id, kafka_bootstrap
 from infra.inbound_receipts import (
     AlreadyApplied,
     Receipt,
@@ -150,6 +150,7 @@ class Ingest:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(session_timeout_ms // 3, 100),
             max_poll_records=max_records,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         self._consumer.subscribe([topic], listener=_SeekToStoredOffsets(self))
 

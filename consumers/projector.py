@@ -23,7 +23,7 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from infra.broker import kafka_bootstrap
+from infra.broker import FETCH_MAX_WAIT_MS, kafka_bootstrap
 from infra.topics import ACCOUNT_EVENTS
 from infra.wiring import Services
 from infra.worker import Worker
@@ -65,6 +65,7 @@ class Projector:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(session_timeout_ms // 3, 100),
             max_poll_records=max_records,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
 
     def run(self, stop: threading.Event) -> None:

@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 ADDRESS_FILE = "kafka-bootstrap"
 LOG_FILE = "kafka-broker.log"
 START_TIMEOUT = 20.0
+# How long a consumer's fetch may wait at the broker for records. Tansu answers
+# an empty fetch only when this runs out, even when records arrive meanwhile,
+# so kafka-python's default (500 ms) became the end-to-end latency of an event
+# published just after a fetch went out. A Kafka broker answers as soon as
+# records come; there this only paces the fetches of an idle consumer.
+FETCH_MAX_WAIT_MS = 50
 
 
 class BrokerError(Exception):
