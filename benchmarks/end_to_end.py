@@ -106,7 +106,9 @@ def run(rate: float = 500.0, seconds: float = 10.0, clients: int = 50) -> dict[s
         deadline = time.monotonic() + 60
         with psycopg.connect(services.database_url, autocommit=True) as conn:
             count = f"SELECT count(*) FROM {schema}.accounts".encode()
-            while conn.execute(count).fetchone() != (len(ids),) and time.monotonic() < deadline:
+            while conn.execute(count).fetchone() != (len(ids),):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the opened accounts did not reach the read model in 60 s")
                 time.sleep(0.1)
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()

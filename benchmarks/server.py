@@ -18,6 +18,7 @@ from contextlib import ExitStack, contextmanager
 
 import httpx
 
+from infra.broker import EMBEDDED_SESSION_TIMEOUT_MS
 from infra.wiring import Services
 
 
@@ -50,7 +51,10 @@ def serving(services: Services, *roles: str, kafka: str | None = None) -> Iterat
             "CRMLEDGER_POOL_SIZE": "10",
         }
         if kafka:
+            # The benchmarks' broker is an embedded Tansu: consumers join it in
+            # half their session timeout, so keep the embedded default's.
             env["CRMLEDGER_KAFKA_BOOTSTRAP"] = kafka
+            env["CRMLEDGER_KAFKA_SESSION_TIMEOUT_MS"] = str(EMBEDDED_SESSION_TIMEOUT_MS)
         command = [sys.executable, "-m", "crmledger", "serve", "--port", str(port)]
         if roles:
             (role,) = roles

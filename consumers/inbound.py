@@ -51,7 +51,12 @@ from consumers.commands import ACTIVITY_TYPES, ActivityBatch, apply_event
 from consumers.dead_letters import dead_letter, dead_letter_reason, error_detail
 from consumers.messages import Activity, InboundEvent, parse
 from domain.errors import LedgerError
-from infra.broker import FETCH_MAX_WAIT_MS, cluster_id, kafka_bootstrap
+from infra.broker import (
+    FETCH_MAX_WAIT_MS,
+    cluster_id,
+    consumer_session_timeout_ms,
+    kafka_bootstrap,
+)
 from infra.inbound_receipts import (
     AlreadyApplied,
     Receipt,
@@ -67,9 +72,6 @@ from infra.worker import Worker
 log = logging.getLogger(__name__)
 
 GROUP = "crmledger-ingest"
-# Group joins on the embedded broker take about half the session timeout.
-EMBEDDED_SESSION_TIMEOUT_MS = 6000
-CLUSTER_SESSION_TIMEOUT_MS = 45000
 
 
 @dataclass
@@ -128,10 +130,7 @@ class Ingest:
         self.topic = topic
         self.cluster_id = cluster_id(bootstrap)
         if session_timeout_ms is None:
-            embedded = services.settings.kafka_bootstrap is None
-            session_timeout_ms = (
-                EMBEDDED_SESSION_TIMEOUT_MS if embedded else CLUSTER_SESSION_TIMEOUT_MS
-            )
+            session_timeout_ms = consumer_session_timeout_ms(services.settings)
         self.totals = BatchResult()
         self._unsettled: list[FutureRecordMetadata] = []
         self._producer = KafkaProducer(

@@ -23,7 +23,7 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from infra.broker import FETCH_MAX_WAIT_MS, kafka_bootstrap
+from infra.broker import FETCH_MAX_WAIT_MS, consumer_session_timeout_ms, kafka_bootstrap
 from infra.topics import ACCOUNT_EVENTS
 from infra.wiring import Services
 from infra.worker import Worker
@@ -32,8 +32,6 @@ from projections.store import Placed
 log = logging.getLogger(__name__)
 
 GROUP = "crmledger-projections"
-EMBEDDED_SESSION_TIMEOUT_MS = 6000
-CLUSTER_SESSION_TIMEOUT_MS = 45000
 
 
 class Projector:
@@ -50,10 +48,7 @@ class Projector:
     ) -> None:
         self._readmodels = services.readmodels
         if session_timeout_ms is None:
-            embedded = services.settings.kafka_bootstrap is None
-            session_timeout_ms = (
-                EMBEDDED_SESSION_TIMEOUT_MS if embedded else CLUSTER_SESSION_TIMEOUT_MS
-            )
+            session_timeout_ms = consumer_session_timeout_ms(services.settings)
         self.applied = 0
         self._consumer = KafkaConsumer(
             ACCOUNT_EVENTS,

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 ADDRESS_FILE = "kafka-bootstrap"
 LOG_FILE = "kafka-broker.log"
 START_TIMEOUT = 20.0
+# Consumer groups join in about half the session timeout on Tansu, so consumers
+# of the embedded broker use a short one; a cluster gets the usual 45 s.
+EMBEDDED_SESSION_TIMEOUT_MS = 6000
+CLUSTER_SESSION_TIMEOUT_MS = 45000
 # How long a consumer's fetch may wait at the broker for records. Tansu answers
 # an empty fetch only when this runs out, even when records arrive meanwhile,
 # so kafka-python's default (500 ms) became the end-to-end latency of an event
@@ -90,6 +94,14 @@ def kafka_bootstrap(settings: Settings) -> str:
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
     return embedded_broker(settings.home).bootstrap
+
+
+def consumer_session_timeout_ms(settings: Settings) -> int:
+    """The consumers' session timeout: as configured, else by the kind of broker."""
+    if settings.kafka_session_timeout_ms is not None:
+        return settings.kafka_session_timeout_ms
+    embedded = settings.kafka_bootstrap is None
+    return EMBEDDED_SESSION_TIMEOUT_MS if embedded else CLUSTER_SESSION_TIMEOUT_MS
 
 
 def embedded_broker(home: Path) -> EmbeddedBroker:

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # Partitions and replicas of the topics the ledger creates (infra/topics.py).
     kafka_partitions: int = Field(default=6, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
+    # Consumer group session timeout; unset: short on the embedded broker (infra/broker.py).
+    kafka_session_timeout_ms: int | None = Field(default=None, ge=1000)
     home: Path = Path(".crmledger")
     jwt_secret: SecretStr | None = None
     jwt_public_key: str | None = None

@@ -8,10 +8,16 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient
 
-from infra.broker import embedded_broker, kafka_bootstrap, stop_embedded_broker
+from infra.broker import (
+    consumer_session_timeout_ms,
+    embedded_broker,
+    kafka_bootstrap,
+    stop_embedded_broker,
+)
 from infra.settings import Settings
 from infra.topics import ALL_TOPICS, ensure_topics
 from tests.kafka.conftest import Stack
+from tests.support import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,3 +80,11 @@ def test_topics_are_created_once_with_the_configured_partitions(stack: Stack) ->
     finally:
         admin.close()
     assert {t["name"]: len(t["partitions"]) for t in described} == dict.fromkeys(ALL_TOPICS, 3)
+
+
+def test_consumers_use_a_short_session_on_the_embedded_broker_unless_configured() -> None:
+    assert consumer_session_timeout_ms(make_settings()) == 6000
+    cluster = make_settings(kafka_bootstrap="kafka:9092")
+    assert consumer_session_timeout_ms(cluster) == 45000
+    tuned = make_settings(kafka_bootstrap="kafka:9092", kafka_session_timeout_ms=8000)
+    assert consumer_session_timeout_ms(tuned) == 8000
