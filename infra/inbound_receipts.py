@@ -98,7 +98,7 @@ RETURNING 1
 
 _CLAIM_EVENTS = """
 INSERT INTO {schema}.inbound_applied (source, event_id, topic, partition, kafka_offset)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::bigint[])
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::integer[], %b::bigint[])
 ON CONFLICT DO NOTHING
 RETURNING 1
 """
