@@ -6,23 +6,30 @@ The messages (purchases, visits, feedback; keyed by account) are on the
 integration topic before the consumer starts. Timed from its first poll to the
 last message applied, the group join included (on the embedded broker a join
 takes about half the 6 s session timeout); the rate after the join, from the
-first records fetched, is given too.
+first records fetched, is given too. Then as many messages again are applied
+by one `crmledger serve --only ingest` process per core in one consumer group,
+as production scales the ingest (by partitions).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from kafka import KafkaProducer
 
 from benchmarks.common import bench_services, embedded_kafka, open_account, write_result
+from benchmarks.server import serving
 from consumers.inbound import Ingest
 from infra.topics import INTEGRATION_EVENTS, ensure_topics
+from infra.wiring import Services
 
 HEADERS = [("content-type", b"application/cloudevents+json")]
 
@@ -50,11 +57,86 @@ def activity(subject: str, n: int, now: str) -> bytes:
     return orjson.dumps(event)
 
 
+def produce(address: str, keys: list[str], messages: int, seed: int) -> float:
+    """Put `messages` activities on the integration topic; returns messages per second."""
+    producer = KafkaProducer(bootstrap_servers=address, linger_ms=5, batch_size=256 * 1024)
+    rng = random.Random(seed)
+    now = datetime.now(UTC).isoformat()
+    started = time.perf_counter()
+    for n in range(messages):
+        key = keys[rng.randrange(len(keys))]
+        producer.send(
+            INTEGRATION_EVENTS, key=key.encode(), value=activity(key, n, now), headers=HEADERS
+        )
+    producer.flush()
+    producer.close()
+    return messages / (time.perf_counter() - started)
+
+
+def one_consumer(services: Services, address: str, messages: int) -> dict[str, float]:
+    """One Ingest in this process, timed from its first poll and from its first records."""
+    before = services.ledger.recorder.max_notification_id() or 0
+    ingest = Ingest(services, address)
+    try:
+        first_records: float | None = None
+        started = time.perf_counter()
+        while ingest.totals.records < messages:
+            records = ingest.fetch(500)
+            if records and first_records is None:
+                first_records = time.perf_counter()
+            result = ingest.apply(records)
+            ingest.checkpoint(result)
+        finished = time.perf_counter()
+    finally:
+        ingest.close()
+    assert first_records is not None
+    stored = (services.ledger.recorder.max_notification_id() or 0) - before
+    totals = ingest.totals
+    assert (totals.applied, totals.dead_letters, totals.duplicates) == (messages, 0, 0)
+    assert stored == messages, f"{stored} events stored for {messages} messages"
+    return {
+        "join_seconds": first_records - started,
+        "apply_seconds": finished - first_records,
+        "events_per_s": messages / (finished - started),
+        "events_per_s_after_join": messages / (finished - first_records),
+    }
+
+
+def consumer_processes(services: Services, address: str, messages: int, n: int) -> float:
+    """`n` ingest processes (`serve --only ingest`) in one group: events per second.
+
+    Timed from the first events stored to the last; the events stored by then
+    are left out of the count.
+    """
+    before = services.ledger.recorder.max_notification_id() or 0
+    table = f"{services.settings.database_schema}.ledger_events"
+    count = f"SELECT count(*) FROM {table} WHERE notification_id > %s".encode()
+    with ExitStack() as stack, services.pool.connection() as conn:
+        conn.autocommit = True
+        for _ in range(n):
+            stack.enter_context(serving(services, "ingest", kafka=address))
+        deadline = time.monotonic() + 120
+        first: tuple[float, int] | None = None
+        while True:
+            (stored,) = conn.execute(count, (before,)).fetchone() or (0,)
+            now = time.perf_counter()
+            if first is None and stored:
+                first = (now, stored)
+            if stored >= messages:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {stored} of {messages} messages applied in 120 s")
+            time.sleep(0.02)
+    assert first is not None and stored == messages
+    return (messages - first[1]) / (now - first[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--accounts", type=int, default=300)
     args = parser.parse_args()
+    processes = os.cpu_count() or 1
 
     with bench_services() as services, embedded_kafka() as address:
         ledger = services.ledger
@@ -62,53 +144,22 @@ def main() -> None:
         for start in range(0, len(accounts), 100):
             ledger.save(*accounts[start : start + 100])
         ensure_topics(address, services.settings)
+        keys = [str(a.id) for a in accounts]
 
-        producer = KafkaProducer(bootstrap_servers=address, linger_ms=5, batch_size=256 * 1024)
-        rng = random.Random(1)
-        now = datetime.now(UTC).isoformat()
-        started = time.perf_counter()
-        for n in range(args.messages):
-            key = str(accounts[rng.randrange(len(accounts))].id)
-            producer.send(
-                INTEGRATION_EVENTS, key=key.encode(), value=activity(key, n, now), headers=HEADERS
-            )
-        producer.flush()
-        produce_seconds = time.perf_counter() - started
-        producer.close()
-        before = ledger.recorder.max_notification_id() or 0
-
-        ingest = Ingest(services, address)
-        try:
-            first_records: float | None = None
-            started = time.perf_counter()
-            while ingest.totals.records < args.messages:
-                records = ingest.fetch(500)
-                if records and first_records is None:
-                    first_records = time.perf_counter()
-                result = ingest.apply(records)
-                ingest.checkpoint(result)
-            finished = time.perf_counter()
-        finally:
-            ingest.close()
-        assert first_records is not None
-        stored = (ledger.recorder.max_notification_id() or 0) - before
-        totals = ingest.totals
-        assert (totals.applied, totals.dead_letters, totals.duplicates) == (args.messages, 0, 0)
-        assert stored == args.messages, f"{stored} events stored for {args.messages} messages"
-
-    write_result(
-        "ingest",
-        {
+        produced = produce(address, keys, args.messages, seed=1)
+        figures: dict[str, Any] = {
             "messages": args.messages,
             "accounts": args.accounts,
             "partitions": services.settings.kafka_partitions,
-            "produce_messages_per_s": args.messages / produce_seconds,
-            "join_seconds": first_records - started,
-            "apply_seconds": finished - first_records,
-            "events_per_s": args.messages / (finished - started),
-            "events_per_s_after_join": args.messages / (finished - first_records),
-        },
-    )
+            "produce_messages_per_s": produced,
+            **one_consumer(services, address, args.messages),
+        }
+        produce(address, keys, args.messages, seed=2)
+        rate = consumer_processes(services, address, args.messages, processes)
+        figures["consumer_processes"] = processes
+        figures["events_per_s_consumer_processes"] = rate
+
+    write_result("ingest", figures)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,13 @@ def figures(r: dict[str, dict[str, Any]]) -> list[Figure]:
     def vs(name: str, value: float, unit: str, target: str, met: bool, b: str, bv: float) -> Figure:
         return Figure(name, value, unit, target, met, b, bv, value / bv)
 
-    ingest_rate = ingest["events_per_s_after_join"]
+    ingest_rates = [
+        ("1 consumer after its group join", ingest["events_per_s_after_join"]),
+        (
+            f"{ingest['consumer_processes']} consumer processes",
+            ingest["events_per_s_consumer_processes"],
+        ),
+    ]
     return [
         *(
             vs(
@@ -79,14 +85,17 @@ def figures(r: dict[str, dict[str, Any]]) -> list[Figure]:
             "< 50 ms",
             http["half_load_p99_ms"] < 50,
         ),
-        vs(
-            "inbound ingest",
-            ingest_rate,
-            "events/s",
-            ">= 40,000/s or >= 1.0x executemany",
-            ingest_rate >= 40_000 or ingest_rate >= many,
-            "executemany of 1,000",
-            many,
+        *(
+            vs(
+                f"inbound ingest, {label}",
+                rate,
+                "events/s",
+                ">= 40,000/s or >= 1.0x executemany",
+                rate >= 40_000 or rate >= many,
+                "executemany of 1,000",
+                many,
+            )
+            for label, rate in ingest_rates
         ),
         vs(
             "relay publish",
