@@ -13,12 +13,17 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import psycopg
 
+from domain import activities as act
+from domain.account import CustomerAccount
 from domain.integrity import data_of, event_hash
+from domain.ledger import Ledger
 from infra.settings import Settings
 from infra.wiring import Services, bootstrap
 
@@ -26,6 +31,31 @@ TEST_DATABASE_URL = os.environ.get(
     "CRMLEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 JWT_SECRET = "test-secret-" + "x" * 40
+
+# One activity of each kind, in an order an account accepts them.
+EVERY_ACTIVITY: tuple[act.Activity, ...] = (
+    act.Purchase(Decimal("19.90"), Decimal("7.5"), "HKD", "web"),
+    act.Refund(Decimal("1.00"), Decimal("0.40"), "HKD", "web"),
+    act.Visit("app", "home"),
+    act.OpenInquiry("Q1", "phone", "billing"),
+    act.AnswerInquiry("Q1", "phone"),
+    act.LodgeComplaint("C1", "service", "high"),
+    act.ResolveComplaint("C1", "refunded", True),
+    act.GiveFeedback(5, 'great ✓ "quoted"'),
+)
+
+
+def open_plain(ledger: Ledger, name: str, external_ref: str | None = None) -> CustomerAccount:
+    """An account opened through the ledger now, with only a name."""
+    return ledger.open_account(
+        external_ref=external_ref,
+        segment="gold",
+        service_plan="standard",
+        channel="store",
+        customer={"name": name},
+        occurred_at=datetime.now(UTC),
+        meta={"actor": "t"},
+    )
 
 
 def make_settings(**overrides: object) -> Settings:

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from domain import activities as act
 from domain.account import CustomerAccount, account_id_for
 from domain.activities import apply_activity
 from domain.errors import AccountClosed, ConflictingState, InvalidCommand
+from tests.support import EVERY_ACTIVITY
 
 NOW = datetime.now(UTC)
 META = {"actor": "t", "department": "customer_service", "source": "test"}
@@ -157,17 +157,7 @@ def test_segments_come_from_configuration() -> None:
 
 def test_every_activity_type_maps_to_its_event() -> None:
     account = opened()
-    samples: list[act.Activity] = [
-        act.Purchase(Decimal("10"), Decimal("4"), "HKD", "central"),
-        act.Refund(Decimal("5"), Decimal("2"), "HKD", "central"),
-        act.Visit("app", "home"),
-        act.OpenInquiry("Q1", "phone", "billing"),
-        act.AnswerInquiry("Q1", "phone"),
-        act.LodgeComplaint("C1", "service", "low"),
-        act.ResolveComplaint("C1", "apology", True),
-        act.GiveFeedback(4, "fine"),
-    ]
-    for activity in samples:
+    for activity in EVERY_ACTIVITY:
         apply_activity(account, activity, NOW, META)
     names = [type(e).__name__ for e in account.collect_events()[1:]]
     assert names == [

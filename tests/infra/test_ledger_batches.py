@@ -8,31 +8,18 @@ from uuid import uuid4
 from eventsourcing.application import project_aggregate
 
 from domain import activities as act
-from domain.account import CustomerAccount
 from domain.activities import apply_activity
-from domain.ledger import Ledger
 from infra.wiring import Services, bootstrap
+from tests.support import open_plain
 
 NOW = datetime.now(UTC)
 META = {"actor": "t"}
 VISIT = act.Visit("store", "central")
 
 
-def _open(ledger: Ledger) -> CustomerAccount:
-    return ledger.open_account(
-        external_ref=None,
-        segment="gold",
-        service_plan="standard",
-        channel="store",
-        customer={"name": "Batch Person"},
-        occurred_at=NOW,
-        meta=META,
-    )
-
-
 def test_accounts_loads_many_at_their_current_versions(services: Services) -> None:
     ledger = services.ledger
-    cached, uncached = _open(ledger), _open(ledger)
+    cached, uncached = open_plain(ledger, "Batch Person"), open_plain(ledger, "Batch Person")
     ledger.account(cached.id)  # now in this ledger's cache
     # Another process writes to both accounts behind this ledger's back.
     other = bootstrap(services.settings)
@@ -56,7 +43,7 @@ def test_accounts_loads_many_at_their_current_versions(services: Services) -> No
 
 def test_accounts_handed_over_after_a_save_stay_current(services: Services) -> None:
     ledger = services.ledger
-    account = _open(ledger)
+    account = open_plain(ledger, "Batch Person")
     (loaded,) = ledger.accounts([account.id]).values()
     apply_activity(loaded, VISIT, NOW, META)
     ledger.save(loaded)
@@ -71,7 +58,7 @@ def test_accounts_handed_over_after_a_save_stay_current(services: Services) -> N
 
 def test_a_save_across_the_interval_snapshots_the_saved_aggregate(services: Services) -> None:
     ledger = services.ledger
-    account = _open(ledger)
+    account = open_plain(ledger, "Batch Person")
     for _ in range(97):
         apply_activity(account, VISIT, NOW, META)
     ledger.save(account)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
-from domain import activities as act
 from domain.account import event_type_of
 from infra.event_log import EventLog
 from infra.outbound_events import encode, event_id, event_id_text, outbound_event, stored_message
 from infra.wiring import Services
+from tests.support import EVERY_ACTIVITY
 
 
 def test_the_event_id_text_is_the_uuid5_of_account_and_version() -> None:
@@ -34,16 +33,7 @@ def test_a_stored_rows_message_is_the_decoded_events_cloudevent(services: Servic
         meta={"actor": "clerk-9", "department": "customer_service", "reason": "walk-in"},
     )
     meta = {"actor": "agent-2", "correlation_id": "c-1", "causation_id": "k-1", "reason": None}
-    for activity in (
-        act.Purchase(Decimal("19.90"), Decimal("7.5"), "HKD", "web"),
-        act.Refund(Decimal("1.00"), Decimal("0.40"), "HKD", "web"),
-        act.Visit("app", "home"),
-        act.OpenInquiry("Q1", "phone", "billing"),
-        act.AnswerInquiry("Q1", "phone"),
-        act.LodgeComplaint("C1", "service", "high"),
-        act.ResolveComplaint("C1", "refunded", True),
-        act.GiveFeedback(5, 'great ✓ "quoted"'),
-    ):
+    for activity in EVERY_ACTIVITY:
         ledger.record_activity(account.id, activity, when, meta)
     ledger.update_details(account.id, {"phone": "+852 3333 4444"}, when, {})
     ledger.confirm_details(account.id, when, meta)

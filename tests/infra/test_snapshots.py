@@ -9,6 +9,7 @@ import pytest
 from domain import activities as act
 from domain.activities import apply_activity
 from infra.wiring import Services
+from tests.support import open_plain
 
 NOW = datetime.now(UTC)
 META = {"actor": "t"}
@@ -17,15 +18,7 @@ META = {"actor": "t"}
 @pytest.mark.slow
 def test_an_account_with_ten_thousand_events_loads_from_a_snapshot(services: Services) -> None:
     ledger = services.ledger
-    account = ledger.open_account(
-        external_ref=None,
-        segment="gold",
-        service_plan="standard",
-        channel="store",
-        customer={"name": "Busy Bee"},
-        occurred_at=NOW,
-        meta=META,
-    )
+    account = open_plain(ledger, "Busy Bee")
     for _ in range(20):
         for i in range(500 if account.version > 1 else 499):
             apply_activity(account, act.Visit("store", f"s{i}"), NOW, META)

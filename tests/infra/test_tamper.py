@@ -16,7 +16,7 @@ from api.auth import issue_token
 from crmledger.cli import app as cli
 from domain import activities as act
 from infra.wiring import Services
-from tests.support import JWT_SECRET, own_ledger
+from tests.support import JWT_SECRET, open_plain, own_ledger
 
 NOW = datetime.now(UTC)
 META = {"actor": "t"}
@@ -30,15 +30,7 @@ def ledger_services() -> Iterator[Services]:
 
 
 def open_with_visits(services: Services, ref: str, visits: int) -> UUID:
-    account = services.ledger.open_account(
-        external_ref=ref,
-        segment="gold",
-        service_plan="standard",
-        channel="store",
-        customer={"name": "Ann"},
-        occurred_at=NOW,
-        meta=META,
-    )
+    account = open_plain(services.ledger, "Ann", ref)
     for i in range(visits):
         services.ledger.record_activity(account.id, act.Visit("store", f"s{i}"), NOW, META)
     return account.id
