@@ -271,6 +271,16 @@ def test_a_bad_token_is_a_401(client: TestClient, token: str) -> None:
     assert_problem(response, 401, "invalid token")
 
 
+def test_a_token_accepted_before_is_refused_once_it_expires(client: TestClient) -> None:
+    expires = int(time.time()) + 2
+    claims = {"sub": "brief", "roles": ["customer_service"], "exp": expires}
+    headers = {"Authorization": f"Bearer {jwt.encode(claims, JWT_SECRET)}"}
+    assert client.get(f"/v1/accounts/{uuid4()}", headers=headers).status_code == 404
+    time.sleep(max(expires - time.time(), 0) + 0.1)
+    response = client.get(f"/v1/accounts/{uuid4()}", headers=headers)
+    assert_problem(response, 401, "invalid token")
+
+
 @pytest.mark.parametrize(
     "role, method, path, body",
     [
