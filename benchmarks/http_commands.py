@@ -5,7 +5,8 @@ real token; the API runs in child processes (`crmledger serve --only api`),
 first one, then one replica per core, as production scales it. The commands
 are a mix, per client and in turn: one account opened, one update of personal
 details, eight activities recorded, on an account of the client's own so that
-commands are not serialised on one account.
+commands are not serialised on one account. For scale, the rate of a route
+that does nothing (GET /healthz) on one process is measured too.
 
     .venv/bin/python -m benchmarks.http_commands
 """
@@ -78,6 +79,26 @@ async def _load(
     return latencies
 
 
+async def empty_route(url: str, clients: int, seconds: float) -> float:
+    """Requests per second to GET /healthz, which does nothing: the framework's floor."""
+    conns = connections([url], {}, clients)
+    deadline = time.perf_counter() + seconds
+    answered = 0
+
+    async def client(conn: Connection) -> None:
+        nonlocal answered
+        while time.perf_counter() < deadline:
+            await conn.send("GET", "/healthz")
+            answered += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in conns))
+    rate = answered / (time.perf_counter() - started)
+    for conn in conns:
+        await conn.close()
+    return rate
+
+
 async def _measure(urls: list[str], token: str, clients: int, seconds: float) -> dict[str, float]:
     conns = connections(urls, {"Authorization": f"Bearer {token}"}, clients)
     ids = await open_accounts(conns)
@@ -104,6 +125,9 @@ def run(clients: int = 32, seconds: float = 10.0) -> dict[str, Any]:
         for n, prefix in ((1, "one_process_"), (replicas, "")):
             with api_replicas(services, n) as urls:
                 measured = asyncio.run(_measure(urls, token, clients, seconds))
+                if n == 1:
+                    floor = asyncio.run(empty_route(urls[0], clients, seconds / 2))
+                    measured["empty_route_requests_per_s"] = floor
             figures.update({prefix + k: v for k, v in measured.items()})
     return figures
 

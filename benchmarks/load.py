@@ -44,16 +44,16 @@ class Connection:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
-    async def send(self, method: str, path: str, body: object) -> Answer:
-        """Send `body` as JSON; raise HTTPStatusError unless the answer is 2xx."""
+    async def send(self, method: str, path: str, body: object = None) -> Answer:
+        """Send `body` as JSON (nothing when None); raise HTTPStatusError unless 2xx."""
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         assert self._reader is not None
-        payload = orjson.dumps(body)
+        payload = b"" if body is None else orjson.dumps(body)
+        kind = "" if body is None else "Content-Type: application/json\r\n"
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-            f"{self._headers}\r\n"
+            f"{kind}Content-Length: {len(payload)}\r\n{self._headers}\r\n"
         )
         self._writer.write(head.encode() + payload)
         raw = await self._reader.readuntil(b"\r\n\r\n")
