@@ -72,6 +72,8 @@ from infra.worker import Worker
 log = logging.getLogger(__name__)
 
 GROUP = "crmledger-ingest"
+# How long acknowledging dead letters may take before the run fails.
+DEAD_LETTER_WAIT_S = 30.0
 
 
 @dataclass
@@ -342,7 +344,9 @@ class Ingest:
         """Wait until every dead letter sent so far is acknowledged (or raise)."""
         if not self._unsettled:
             return
-        self._producer.flush()
+        # Bounded: kafka-python may never expire a batch whose broker went away,
+        # and a run that fails is built again and resumes from stored offsets.
+        self._producer.flush(timeout=DEAD_LETTER_WAIT_S)
         unsettled, self._unsettled = self._unsettled, []
         for future in unsettled:
             future.get(timeout=0)  # raises the error of a dead letter that failed

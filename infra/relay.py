@@ -97,6 +97,9 @@ class Relay:
             delivery_timeout_ms = (
                 EMBEDDED_DELIVERY_TIMEOUT_MS if embedded else CLUSTER_DELIVERY_TIMEOUT_MS
             )
+        # Every wait for the broker is bounded by this: a relay whose broker went
+        # away must fail (and be built again) rather than wait for ever.
+        self._wait_s = delivery_timeout_ms / 1000 + 5
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap,
             client_id="crmledger-relay",
@@ -152,10 +155,10 @@ class Relay:
                         timestamp_ms=now_ms,
                     )
                 )
-            self._producer.flush()
+            self._producer.flush(timeout=self._wait_s)
             for future in futures:
                 if not future.is_done:  # a split batch may finish after the flush
-                    future.get()
+                    future.get(timeout=self._wait_s)
                 if future.failed():
                     raise future.exception  # the error of a send that failed
             self._save_position(rows[-1][0])
@@ -192,8 +195,14 @@ class Relay:
                 self._wait_for_news(conn, stop)
 
     def close(self) -> None:
-        """Flush what was sent and close the producer."""
-        self._producer.close(timeout=10)
+        """Close the producer, without waiting long for what it still holds.
+
+        Nothing it holds counts as published: the position moves only after a
+        page is acknowledged, so a page cut short is sent again by the next relay.
+        A relay that failed because its broker went away would otherwise wait
+        here for records kafka-python may never expire.
+        """
+        self._producer.close(timeout=1)
 
     def _wait_for_news(self, conn: psycopg.Connection[Any], stop: threading.Event) -> None:
         deadline = time.monotonic() + self._idle_recheck
