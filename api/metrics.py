@@ -2,7 +2,7 @@
 
 A plain ASGI middleware rather than `@app.middleware("http")`: Starlette's
 BaseHTTPMiddleware runs every request through an extra task and memory
-streams, which cost more than the rest of the framework on a command.
+streams, CPU the API spends on every command.
 """
 
 from __future__ import annotations
