@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
@@ -51,12 +51,7 @@ from consumers.commands import ACTIVITY_TYPES, ActivityBatch, apply_event
 from consumers.dead_letters import dead_letter, dead_letter_reason, error_detail
 from consumers.messages import Activity, InboundEvent, parse
 from domain.errors import LedgerError
-from infra.broker import (
-    FETCH_MAX_WAIT_MS,
-    cluster_id,
-    consumer_session_timeout_ms,
-    kafka_bootstrap,
-)
+from infra.broker import cluster_id, group_consumer, kafka_bootstrap
 from infra.inbound_receipts import (
     AlreadyApplied,
     Receipt,
@@ -131,8 +126,6 @@ class Ingest:
         self.group = group
         self.topic = topic
         self.cluster_id = cluster_id(bootstrap)
-        if session_timeout_ms is None:
-            session_timeout_ms = consumer_session_timeout_ms(services.settings)
         self.totals = BatchResult()
         self._unsettled: list[FutureRecordMetadata] = []
         self._producer = KafkaProducer(
@@ -142,16 +135,13 @@ class Ingest:
             acks="all",
             linger_ms=5,
         )
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
+        self._consumer = group_consumer(
+            services.settings,
+            bootstrap,
             client_id="crmledger-ingest",
-            group_id=group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            group=group,
+            max_records=max_records,
             session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=max(session_timeout_ms // 3, 100),
-            max_poll_records=max_records,
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
         self._consumer.subscribe([topic], listener=_SeekToStoredOffsets(self))
 

@@ -19,11 +19,10 @@ import threading
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from infra.broker import FETCH_MAX_WAIT_MS, consumer_session_timeout_ms, kafka_bootstrap
+from infra.broker import group_consumer, kafka_bootstrap
 from infra.topics import ACCOUNT_EVENTS
 from infra.wiring import Services
 from infra.worker import Worker
@@ -47,20 +46,15 @@ class Projector:
         max_records: int = 2000,
     ) -> None:
         self._readmodels = services.readmodels
-        if session_timeout_ms is None:
-            session_timeout_ms = consumer_session_timeout_ms(services.settings)
         self.applied = 0
-        self._consumer = KafkaConsumer(
+        self._consumer = group_consumer(
+            services.settings,
+            bootstrap,
             ACCOUNT_EVENTS,
-            bootstrap_servers=bootstrap,
             client_id="crmledger-projector",
-            group_id=group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            group=group,
+            max_records=max_records,
             session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=max(session_timeout_ms // 3, 100),
-            max_poll_records=max_records,
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
 
     def run(self, stop: threading.Event) -> None:

