@@ -391,7 +391,7 @@ def report(
     from rich.table import Table
 
     from projections.report_output import csv_text, json_rows, report_document
-    from projections.reports import report_named, report_scope, run_report
+    from projections.reports import report_named
 
     if format not in ("table", "csv", "json"):
         err.print("--format must be table, csv or json")
@@ -407,9 +407,8 @@ def report(
         err.print(e.detail)
         raise typer.Exit(2) from None
     services = _services()
-    settings = services.settings
     try:
-        scope = report_scope(
+        scope, rows = services.readmodels.report(
             chosen,
             start=first,
             end=last,
@@ -418,11 +417,7 @@ def report(
             channel=channel,
             split=split,
             days=days,
-            segments=settings.segments,
-            zone=settings.timezone,
         )
-        with services.pool.connection() as conn:
-            rows = run_report(conn, settings.readmodel_schema, chosen, scope)
     except LedgerError as e:
         err.print(e.detail)
         raise typer.Exit(2) from None

@@ -22,6 +22,7 @@ from infra.settings import Settings
 from projections.catalog import READ_MODELS
 from projections.directory import CONTACT_FIELDS
 from projections.events import ProjectedEvent, from_cloudevent, from_stored
+from projections.reports import Report, ReportScope, Rows, report_scope, run_report
 from projections.store import ReadModelStore
 
 # Account ids remembered as UUIDs by the projector's reading, before it starts over.
@@ -79,6 +80,17 @@ class ReadModels:
                 cipher = state.get("customer")
                 clear = self._contact(last_id, cipher) if cipher else None
                 yield from_stored(position, last_id, version, event_type, state, zone, clear)
+
+    def report(self, report: Report, **filters: Any) -> tuple[ReportScope, Rows]:
+        """A department report: its checked parameters (defaults filled in) and its rows.
+
+        `filters` are report_scope's (start, end, period, segment, channel,
+        split, days); the segments and time zone come from the settings.
+        """
+        settings = self.settings
+        scope = report_scope(report, segments=settings.segments, zone=settings.timezone, **filters)
+        with self._pool.connection() as conn:
+            return scope, run_report(conn, settings.readmodel_schema, report, scope)
 
     def _contact(self, account_id: UUID, cipher: Mapping[str, str]) -> dict[str, str] | None:
         wanted = {k: v for k, v in cipher.items() if k in CONTACT_FIELDS}

@@ -16,7 +16,7 @@ from api.auth import MATRIX, CurrentUser, Forbidden, report_permission
 from api.deps import ServicesDep
 from api.report_schemas import ReportInfoOut, ReportListOut, ReportOut
 from projections.report_output import csv_text, report_document
-from projections.reports import REPORTS, Report, report_named, report_scope, run_report
+from projections.reports import REPORTS, Report, report_named
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -80,8 +80,7 @@ def read_report(
     format: Literal["json", "csv"] = "json",
 ) -> Any:
     """One department report for a date range, as JSON or CSV (`format=csv`)."""
-    settings = services.settings
-    scope = report_scope(
+    scope, rows = services.readmodels.report(
         report,
         start=start,
         end=end,
@@ -90,11 +89,7 @@ def read_report(
         channel=channel,
         split=split,
         days=days,
-        segments=settings.segments,
-        zone=settings.timezone,
     )
-    with services.pool.connection() as conn:
-        rows = run_report(conn, settings.readmodel_schema, report, scope)
     if format == "csv":
         filename = f"{report.name}_{scope.start}_{scope.end}.csv"
         return Response(
