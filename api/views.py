@@ -64,6 +64,18 @@ def account_out(
     )
 
 
+def _envelope(state: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """What every shown event carries besides its position: times, metadata, data, hashes."""
+    return {
+        "occurred_at": state["occurred_at"],
+        "recorded_at": state["timestamp"],
+        "metadata": state["metadata"],
+        "data": data,
+        "prev_hash": state["prev_hash"],
+        "hash": state["hash"],
+    }
+
+
 def _reveal(
     services: Services, account_id: UUID, data: dict[str, Any], erased: bool = False
 ) -> set[str]:
@@ -94,12 +106,7 @@ def history_out(
             EventOut(
                 version=event.originator_version,
                 type=type(event).__name__,
-                occurred_at=state["occurred_at"],
-                recorded_at=state["timestamp"],
-                metadata=state["metadata"],
-                data=data,
-                prev_hash=state["prev_hash"],
-                hash=state["hash"],
+                **_envelope(state, data),
             )
         )
     if shown:
@@ -124,12 +131,7 @@ def audit_events_out(
                 account_id=e.account_id,
                 version=e.version,
                 type=e.type,
-                occurred_at=e.state["occurred_at"],
-                recorded_at=e.state["timestamp"],
-                metadata=e.state["metadata"],
-                data=data,
-                prev_hash=e.state["prev_hash"],
-                hash=e.state["hash"],
+                **_envelope(e.state, data),
             )
         )
     for account_id, fields in shown.items():
