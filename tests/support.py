@@ -84,6 +84,19 @@ def own_ledger(**overrides: object) -> Iterator[Services]:
         drop_schema(settings.database_schema)
 
 
+def env_for(settings: Settings) -> dict[str, str]:
+    """The CRMLEDGER_* variables that point a CLI run at the ledger of `settings`."""
+    assert settings.master_key is not None
+    return {
+        "CRMLEDGER_DATABASE_URL": settings.database_url or "",
+        "CRMLEDGER_DATABASE_SCHEMA": settings.database_schema,
+        "CRMLEDGER_READMODEL_SCHEMA": settings.readmodel_schema,
+        "CRMLEDGER_HOME": str(settings.home),
+        "CRMLEDGER_JWT_SECRET": JWT_SECRET,
+        "CRMLEDGER_MASTER_KEY": settings.master_key.get_secret_value(),
+    }
+
+
 def drop_schema(schema: str) -> None:
     """Remove a test schema, its read-model schema and everything in them."""
     with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:

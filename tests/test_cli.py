@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from crmledger.cli import app
 from infra.wiring import Services, bootstrap
-from tests.support import JWT_SECRET, drop_schema, make_settings
+from tests.support import JWT_SECRET, drop_schema, env_for, make_settings
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +22,7 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str
     """Environment variables for a CLI run, and the services over the same ledger."""
     settings = make_settings(home=tmp_path_factory.mktemp("home"))
     services = bootstrap(settings)
-    assert settings.master_key is not None
-    env = {
-        "CRMLEDGER_DATABASE_URL": settings.database_url or "",
-        "CRMLEDGER_DATABASE_SCHEMA": settings.database_schema,
-        "CRMLEDGER_READMODEL_SCHEMA": settings.readmodel_schema,
-        "CRMLEDGER_HOME": str(settings.home),
-        "CRMLEDGER_JWT_SECRET": JWT_SECRET,
-        "CRMLEDGER_MASTER_KEY": settings.master_key.get_secret_value(),
-    }
-    yield env, services
+    yield env_for(settings), services
     services.close()
     drop_schema(settings.database_schema)
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from crmledger.cli import app
 from infra.wiring import bootstrap
 from tests.projections import history
-from tests.support import JWT_SECRET, drop_schema, make_settings
+from tests.support import drop_schema, env_for, make_settings
 
 APRIL = ["--from", "2026-04-01", "--to", "2026-05-01"]
 
@@ -21,16 +21,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     settings = make_settings(home=tmp_path_factory.mktemp("home"))
     services = bootstrap(settings)
     history.build(services)
-    assert settings.master_key is not None
-    yield {
-        "CRMLEDGER_DATABASE_URL": settings.database_url or "",
-        "CRMLEDGER_DATABASE_SCHEMA": settings.database_schema,
-        "CRMLEDGER_READMODEL_SCHEMA": settings.readmodel_schema,
-        "CRMLEDGER_HOME": str(settings.home),
-        "CRMLEDGER_JWT_SECRET": JWT_SECRET,
-        "CRMLEDGER_MASTER_KEY": settings.master_key.get_secret_value(),
-        "COLUMNS": "200",
-    }
+    yield {**env_for(settings), "COLUMNS": "200"}
     services.close()
     drop_schema(settings.database_schema)
 

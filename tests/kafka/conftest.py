@@ -149,19 +149,24 @@ def publish(stack: Stack) -> Iterator[Callable[..., None]]:
     """Publish inbound messages (CloudEvent dicts or raw bytes) in order, keyed alike."""
     producer = KafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=0)
 
-    def send(*messages: dict[str, Any] | bytes, key: bytes = b"customer-1") -> None:
+    def publish_all(*messages: dict[str, Any] | bytes, key: bytes = b"customer-1") -> None:
         for m in messages:
-            value = m if isinstance(m, bytes) else orjson.dumps(m)
-            producer.send(
-                INTEGRATION_EVENTS,
-                value=value,
-                key=key,
-                headers=[("content-type", b"application/cloudevents+json")],
-            )
+            send(producer, key, m)
         producer.flush()
 
-    yield send
+    yield publish_all
     producer.close()
+
+
+def send(producer: KafkaProducer, key: bytes, message: dict[str, Any] | bytes) -> None:
+    """Send one inbound message (a CloudEvent dict, or raw bytes) as publishers do."""
+    value = message if isinstance(message, bytes) else orjson.dumps(message)
+    producer.send(
+        INTEGRATION_EVENTS,
+        key=key,
+        value=value,
+        headers=[("content-type", b"application/cloudevents+json")],
+    )
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 15.0, every: float = 0.05) -> None:

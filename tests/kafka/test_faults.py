@@ -32,6 +32,7 @@ from tests.kafka.conftest import (
     meta,
     open_account,
     read_topic,
+    send,
     wait_until,
 )
 
@@ -63,16 +64,6 @@ def producer(stack: Stack) -> Iterator[KafkaProducer]:
     p = KafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=5, batch_size=256 * 1024)
     yield p
     p.close()
-
-
-def send(producer: KafkaProducer, key: bytes, message: dict[str, Any] | bytes) -> None:
-    value = message if isinstance(message, bytes) else orjson.dumps(message)
-    producer.send(
-        INTEGRATION_EVENTS,
-        key=key,
-        value=value,
-        headers=[("content-type", b"application/cloudevents+json")],
-    )
 
 
 def stored_events(stack: Stack) -> int:
