@@ -5,7 +5,9 @@ arrived: its key, its value and its own headers, without the ones the dead
 letter added (error, error_detail, source_*). The ingest consumer then treats
 it as any other message: applied once if it now passes, or parked again as a
 new dead letter if it still fails. An id applied meanwhile by another copy is a
-duplicate there, never applied twice.
+duplicate there, never applied twice. A truncated dead letter (a message too
+large for the broker, consumers/dead_letters.py) is never replayed: its value
+is not the original; it counts as skipped.
 
 Each replayed dead letter is recorded in PostgreSQL, keyed by broker cluster,
 partition and offset (an embedded broker starts at offset 0 with a new cluster
@@ -29,7 +31,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from psycopg_pool import ConnectionPool
 
-from consumers.dead_letters import DEAD_LETTER_HEADERS
+from consumers.dead_letters import DEAD_LETTER_HEADERS, TRUNCATION_HEADERS
 from infra.broker import cluster_id
 from infra.topics import INTEGRATION_DLQ, INTEGRATION_EVENTS
 from infra.wiring import Services
@@ -93,6 +95,11 @@ class DeadLetter:
         return self.header("error_detail") or ""
 
     @property
+    def truncated(self) -> bool:
+        """True for a truncated copy of a message too large for the broker: not replayable."""
+        return self.header("truncated") == "true"
+
+    @property
     def source(self) -> str:
         """Where the message was first read: topic[partition]@offset."""
         topic, partition = self.header("source_topic"), self.header("source_partition")
@@ -101,6 +108,14 @@ class DeadLetter:
     def original_headers(self) -> list[tuple[str, bytes]]:
         """The message's own headers, as it first arrived."""
         headers = list(self.headers)
+        if self.truncated:
+            ours = {
+                *DEAD_LETTER_HEADERS,
+                *TRUNCATION_HEADERS,
+                "original_key_size",
+                "dropped_headers",
+            }
+            return [(name, value) for name, value in headers if name not in ours]
         trailing = tuple(name for name, _ in headers[-len(DEAD_LETTER_HEADERS) :])
         if trailing == DEAD_LETTER_HEADERS:
             # The usual case: ours were appended last, so a publisher's own
@@ -158,7 +173,7 @@ def replay_dead_letters(
         for letter in list_dead_letters(services, bootstrap)
         if error is None or letter.error == error
     ]
-    letters = [letter for letter in chosen if letter.replayed_at is None]
+    letters = [letter for letter in chosen if letter.replayed_at is None and not letter.truncated]
     cluster = cluster_id(bootstrap)
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,

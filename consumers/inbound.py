@@ -34,8 +34,10 @@ duplicates at the end of the batch; then the offsets committed to Kafka.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,11 +46,19 @@ from kafka import KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
-from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import OffsetAndMetadata
 
 from consumers.commands import ACTIVITY_TYPES, ActivityBatch, apply_event
-from consumers.dead_letters import dead_letter, dead_letter_reason, error_detail
+from consumers.dead_letters import (
+    SentLetter,
+    dead_letter,
+    dead_letter_limit,
+    dead_letter_reason,
+    error_detail,
+    is_infrastructure,
+    refused_for_size,
+    send_truncated,
+)
 from consumers.messages import Activity, InboundEvent, parse
 from domain.errors import LedgerError
 from infra.broker import cluster_id, group_consumer, kafka_bootstrap
@@ -57,6 +67,9 @@ from infra.inbound_receipts import (
     Receipt,
     advance_offsets,
     applied_events,
+    dead_lettered,
+    prune_receipts,
+    record_dead_letters,
     stored_offsets,
 )
 from infra.metrics import forget_ingest_lag, set_ingest_lag
@@ -69,6 +82,10 @@ log = logging.getLogger(__name__)
 GROUP = "crmledger-ingest"
 # How long acknowledging dead letters may take before the run fails.
 DEAD_LETTER_WAIT_S = 30.0
+# How long a closing consumer waits for the dead letters it still holds.
+CLOSING_WAIT_S = 5.0
+# How often a running consumer prunes old CloudEvent id receipts.
+PRUNE_INTERVAL_S = 3600.0
 
 
 @dataclass
@@ -127,7 +144,13 @@ class Ingest:
         self.topic = topic
         self.cluster_id = cluster_id(bootstrap)
         self.totals = BatchResult()
-        self._unsettled: list[FutureRecordMetadata] = []
+        self._unsettled: list[SentLetter] = []
+        # Of the batch being applied: the messages sent to the dead-letter topic
+        # before (by an earlier run), looked up on its first dead letter.
+        self._sent_before: set[tuple[str, int, int]] | None = None
+        self._spans: dict[tuple[str, int], tuple[int, int]] = {}
+        self._receipt_days = services.settings.inbound_receipt_days
+        self._next_prune = 0.0
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap,
             client_id="crmledger-ingest-dlq",
@@ -135,6 +158,7 @@ class Ingest:
             acks="all",
             linger_ms=5,
         )
+        self._dlq_limit = dead_letter_limit(bootstrap)
         self._consumer = group_consumer(
             services.settings,
             bootstrap,
@@ -153,6 +177,16 @@ class Ingest:
         # join that completes while no poll() waits for it, and joins again.
         while not stop.is_set():
             self.poll_once(timeout_ms=500)
+            if time.monotonic() >= self._next_prune:
+                self.prune()
+
+    def prune(self) -> int:
+        """Delete CloudEvent id receipts older than the configured window; return how many."""
+        self._next_prune = time.monotonic() + PRUNE_INTERVAL_S
+        pruned = prune_receipts(self._pool, self._receipt_days)
+        if pruned:
+            log.info("pruned %d inbound receipts older than %g days", pruned, self._receipt_days)
+        return pruned
 
     def poll_once(self, timeout_ms: int = 500) -> BatchResult:
         """Fetch one batch, apply it, checkpoint it and report the lag left."""
@@ -173,14 +207,15 @@ class Ingest:
         for record in records:
             try:
                 events.append(parse(record.value))
-            except ValueError as e:  # NotJSON, and pydantic's ValidationError
+            except Exception as e:  # NotJSON, pydantic's ValidationError, or a bug: parked
                 events.append(e)
+        self._sent_before, self._spans = None, _spans(records)
         done = applied_events(
             self._pool, [(e.source, e.id) for e in events if not isinstance(e, Exception)]
         )
         batch = ActivityBatch(self._ledger)
         activities = [e for e in events if isinstance(e, Activity) and (e.source, e.id) not in done]
-        batch.preload(e.account_id for e in activities)
+        self._preload(batch, activities)
         for record, event in zip(records, events, strict=True):
             result.next_offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
             if isinstance(event, Exception):
@@ -221,9 +256,18 @@ class Ingest:
         self.totals.add(result)
 
     def close(self, *, commit: bool = True) -> None:
-        """Leave the group and close the clients."""
+        """Settle and record the dead letters sent, leave the group and close the clients.
+
+        A run that failed may have dead letters in flight: they are waited
+        for (briefly) and recorded, so the next run, which reads their
+        messages again, does not send them a second time.
+        """
+        try:
+            self._settle_dead_letters(CLOSING_WAIT_S)
+        except Exception as e:
+            log.warning("could not settle the dead letters in flight: %s", e)
         self._consumer.close(autocommit=commit)
-        self._producer.close(timeout=10)
+        self._producer.close(timeout=1)
 
     # ---- positions ------------------------------------------------------------------
 
@@ -266,6 +310,17 @@ class Ingest:
             event.id,
         )
 
+    def _preload(self, batch: ActivityBatch, activities: list[Activity]) -> None:
+        try:
+            batch.preload(e.account_id for e in activities)
+        except Exception as e:
+            if is_infrastructure(e):
+                raise
+            # An account that cannot be loaded: load them one by one instead,
+            # so only that account's messages are parked.
+            log.warning("could not load the batch's accounts together: %s", e)
+            batch.loaded = {}
+
     def _collect(
         self,
         batch: ActivityBatch,
@@ -278,7 +333,9 @@ class Ingest:
             batch.add(record, event, self._receipt(record, event))
         except LedgerError as e:
             self._dead_letter(record, e, result)
-        except Exception:
+        except Exception as e:
+            if is_infrastructure(e):
+                raise
             # The batch may hold a half-changed account: apply it all one by one.
             self._one_by_one(batch, done, result)
             self._apply_one(record, event, done, result)
@@ -290,6 +347,12 @@ class Ingest:
         try:
             batch.save()
         except (AlreadyApplied, IntegrityError):
+            self._one_by_one(batch, done, result)
+            return
+        except Exception as e:
+            if is_infrastructure(e):
+                raise
+            # One of its messages cannot be stored: find it, one by one.
             self._one_by_one(batch, done, result)
             return
         done.update(batch.keys)
@@ -327,19 +390,72 @@ class Ingest:
         reason = dead_letter_reason(error)
         if reason is None:
             raise error  # not the message's fault: retry it after a restart
-        self._unsettled.append(dead_letter(self._producer, record, reason, error_detail(error)))
+        if reason == "unexpected_error":
+            log.error(
+                "%s[%d]@%d met an unexpected error; parking it",
+                record.topic,
+                record.partition,
+                record.offset,
+                exc_info=error,
+            )
+        if self._sent_before is None:
+            self._sent_before = dead_lettered(self._pool, self.cluster_id, self.group, self._spans)
+        if (record.topic, record.partition, record.offset) in self._sent_before:
+            # Parked by a run that stopped before storing its offsets.
+            result.duplicates += 1
+            return
+        letter = dead_letter(self._producer, record, reason, error_detail(error), self._dlq_limit)
+        self._unsettled.append(letter)
         result.dead_letters += 1
 
-    def _settle_dead_letters(self) -> None:
-        """Wait until every dead letter sent so far is acknowledged (or raise)."""
+    def _settle_dead_letters(self, wait_s: float = DEAD_LETTER_WAIT_S) -> None:
+        """Wait until every dead letter sent so far is acknowledged and record them (or raise).
+
+        A dead letter the broker refused for its size is sent again truncated.
+        """
         if not self._unsettled:
+            return
+        unsettled, self._unsettled = self._unsettled, []
+        self._wait_for(unsettled, wait_s)
+        resent = []
+        for i, letter in enumerate(unsettled):
+            if refused_for_size(letter):
+                r = letter.record
+                unsettled[i] = send_truncated(
+                    self._producer, r, letter.reason, letter.detail, self._dlq_limit
+                )
+                resent.append(unsettled[i])
+        self._wait_for(resent, wait_s)
+        sent = []
+        for letter in unsettled:
+            meta = letter.future.get(timeout=0)  # raises the error of a dead letter that failed
+            r = letter.record
+            sent.append(
+                (r.topic, r.partition, r.offset, letter.reason, meta.partition, meta.offset)
+            )
+        record_dead_letters(self._pool, self.cluster_id, self.group, sent)
+
+    def _wait_for(self, letters: list[SentLetter], wait_s: float) -> None:
+        if not letters:
             return
         # Bounded: kafka-python may never expire a batch whose broker went away,
         # and a run that fails is built again and resumes from stored offsets.
-        self._producer.flush(timeout=DEAD_LETTER_WAIT_S)
-        unsettled, self._unsettled = self._unsettled, []
-        for future in unsettled:
-            future.get(timeout=0)  # raises the error of a dead letter that failed
+        self._producer.flush(timeout=wait_s)
+        for letter in letters:
+            if not letter.future.is_done:  # a split batch may finish after the flush
+                # A failure is read from the future afterwards.
+                with contextlib.suppress(Exception):
+                    letter.future.get(timeout=wait_s)
+
+
+def _spans(records: list[ConsumerRecord]) -> dict[tuple[str, int], tuple[int, int]]:
+    """The first and last offset of each partition in a batch."""
+    spans: dict[tuple[str, int], tuple[int, int]] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        first, last = spans.get(key, (r.offset, r.offset))
+        spans[key] = (min(first, r.offset), max(last, r.offset))
+    return spans
 
 
 def start_ingest(services: Services, bootstrap: str | None = None, **options: Any) -> Worker:

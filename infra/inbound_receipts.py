@@ -84,6 +84,26 @@ CREATE TABLE IF NOT EXISTS {schema}.inbound_applied (
 )
 """
 
+_CREATE_DEAD_LETTERED = """
+CREATE TABLE IF NOT EXISTS {schema}.inbound_dead_lettered (
+    cluster_id text NOT NULL,
+    consumer_group text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    kafka_offset bigint NOT NULL,
+    reason text NOT NULL,
+    dlq_partition integer NOT NULL,
+    dlq_offset bigint NOT NULL,
+    sent_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (cluster_id, consumer_group, topic, partition, kafka_offset)
+)
+"""
+
+# Pruning takes the oldest receipts first.
+_INDEX_APPLIED_AT = (
+    "CREATE INDEX IF NOT EXISTS inbound_applied_at ON {schema}.inbound_applied (applied_at)"
+)
+
 # Moves the partition's offset past the last of these messages, unless it is
 # past the first of them already.
 _CLAIM_OFFSETS = """
@@ -169,6 +189,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
         schema = Identifier(self.datastore.schema)
         self.sql_create_statements.append(SQL(_CREATE_OFFSETS).format(schema=schema))
         self.sql_create_statements.append(SQL(_CREATE_APPLIED).format(schema=schema))
+        self.sql_create_statements.append(SQL(_CREATE_DEAD_LETTERED).format(schema=schema))
+        self.sql_create_statements.append(SQL(_INDEX_APPLIED_AT).format(schema=schema))
         self._claim_offsets = SQL(_CLAIM_OFFSETS).format(schema=schema)
         self._claim_events = SQL(_CLAIM_EVENTS).format(schema=schema)
         table = Identifier(self.events_table_name)
@@ -350,3 +372,85 @@ def applied_events(pool: ConnectionPool, keys: Iterable[tuple[str, str]]) -> set
             (sources, ids),
         ).fetchall()
     return {(str(s), str(i)) for s, i in rows}
+
+
+# ---- dead letters sent, so a restart does not send them again ----------------------
+
+
+def record_dead_letters(
+    pool: ConnectionPool,
+    cluster_id: str,
+    consumer_group: str,
+    letters: Sequence[tuple[str, int, int, str, int, int]],
+) -> None:
+    """Record dead letters the broker acknowledged: (topic, partition, offset, reason, DLQ
+    partition, DLQ offset) each. A message read again after a restart is then not sent twice.
+    """
+    if not letters:
+        return
+    with pool.connection() as conn:
+        conn.cursor().executemany(
+            "INSERT INTO inbound_dead_lettered (cluster_id, consumer_group, topic, partition,"
+            " kafka_offset, reason, dlq_partition, dlq_offset)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(cluster_id, consumer_group, *letter) for letter in letters],
+        )
+
+
+def dead_lettered(
+    pool: ConnectionPool,
+    cluster_id: str,
+    consumer_group: str,
+    spans: Mapping[tuple[str, int], tuple[int, int]],
+) -> set[tuple[str, int, int]]:
+    """Which (topic, partition, offset) within these (first, last) offset spans were sent to
+    the dead-letter topic already."""
+    if not spans:
+        return set()
+    topics, partitions, firsts, lasts = [], [], [], []
+    for (topic, partition), (first, last) in spans.items():
+        topics.append(topic)
+        partitions.append(partition)
+        firsts.append(first)
+        lasts.append(last)
+    with pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT d.topic, d.partition, d.kafka_offset FROM inbound_dead_lettered d"
+            " JOIN unnest(%s::text[], %s::integer[], %s::bigint[], %s::bigint[])"
+            " AS s(topic, partition, first, last)"
+            " ON d.topic = s.topic AND d.partition = s.partition"
+            " AND d.kafka_offset BETWEEN s.first AND s.last"
+            " WHERE d.cluster_id = %s AND d.consumer_group = %s",
+            (topics, partitions, firsts, lasts, cluster_id, consumer_group),
+        ).fetchall()
+    return {(str(t), int(p), int(o)) for t, p, o in rows}
+
+
+# ---- pruning ---------------------------------------------------------------------------
+
+PRUNE_BATCH = 10_000
+
+
+def prune_receipts(pool: ConnectionPool, days: float) -> int:
+    """Delete CloudEvent id receipts and dead-letter records older than `days`; return how many.
+
+    The window is how long a message published again (same source and id) is
+    still recognised as applied; after it, a copy would be applied anew. A
+    redelivery by Kafka (same partition and offset) is recognised for ever:
+    the stored offsets (inbound_offsets, one row per partition) are kept.
+    Deleted in batches, so no long lock holds up the ingest.
+    """
+    deleted = 0
+    for table, column in (("inbound_applied", "applied_at"), ("inbound_dead_lettered", "sent_at")):
+        statement = SQL(
+            "DELETE FROM {table} WHERE ctid = ANY(ARRAY("
+            "SELECT ctid FROM {table} WHERE {column} < now() - make_interval(secs => %s)"
+            " LIMIT %s))"
+        ).format(table=Identifier(table), column=Identifier(column))
+        while True:
+            with pool.connection() as conn:
+                count = conn.execute(statement, (days * 86400, PRUNE_BATCH)).rowcount
+            deleted += count
+            if count < PRUNE_BATCH:
+                break
+    return deleted

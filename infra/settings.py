@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = None
     timezone: str = "UTC"
     retention_days: int = Field(default=2555, ge=1)
+    # How long a re-published inbound CloudEvent (same source and id) is still
+    # recognised as applied; older id receipts are pruned (infra/inbound_receipts.py).
+    inbound_receipt_days: float = Field(default=7, gt=0)
     segments: list[str] = Field(default_factory=lambda: sorted(DEFAULT_SEGMENTS))
     host: str = "127.0.0.1"
     port: int = 8000
