@@ -1,9 +1,21 @@
 """Bearer tokens and the roles matrix of the design.
 
-Tokens are JWTs with `sub` and `roles` (and optionally `department`), signed
-with HS256 by the configured secret or verified with RS256/ES256 against the
-configured public key. Each route names the permission it needs; the matrix
+Tokens are JWTs with `sub`, `roles` and `exp` (and optionally `department`),
+signed with HS256 by the configured secret or verified with RS256/ES256 against
+the configured public key. Each route names the permission it needs; the matrix
 below is the only place that says which role holds which permission.
+
+A token is refused with 401 when it does not verify, has no `exp`, names
+another issuer or audience than the configured ones (CRMLEDGER_JWT_ISSUER,
+CRMLEDGER_JWT_AUDIENCE; unset: not checked, though PyJWT still refuses a token
+carrying an `aud` when none is configured), or lives longer than
+CRMLEDGER_JWT_MAX_LIFETIME_HOURS (default 12): `exp - iat` over it, or without
+`iat` an `exp` further than that from now. A token holding no role this
+service knows is refused with 403 on every route: it verifies, but may nothing.
+
+Auditors may read the projections' status (GET /v1/admin/projections): checking
+that the read models trail the ledger is part of auditing them; rebuilding
+stays with admins.
 """
 
 from __future__ import annotations
@@ -11,7 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
@@ -42,6 +54,7 @@ class Permission(StrEnum):
     ERASE = "erase personal data"
     DATA_ACCESS_REQUEST = "answer a data access request"
     OPERATE = "run operations"
+    READ_PROJECTIONS = "read the projections' status"
     READ_GUIDELINES = "read service guidelines"
     WRITE_GUIDELINES = "set service guidelines"
     # One per report of projections/reports.py; report_permission() finds them by name.
@@ -72,6 +85,7 @@ MATRIX: dict[Permission, frozenset[str]] = {
     Permission.ERASE: frozenset({"admin"}),
     Permission.DATA_ACCESS_REQUEST: frozenset({"admin"}),
     Permission.OPERATE: frozenset({"admin"}),
+    Permission.READ_PROJECTIONS: frozenset({"auditor", "admin"}),
     Permission.READ_GUIDELINES: frozenset(
         {"customer_service", "marketing", "finance", "management", "auditor", "admin"}
     ),
@@ -104,48 +118,108 @@ class Principal:
         return bool(self.roles & MATRIX[permission])
 
 
+# The longest lifetime of a token, when the settings say nothing else.
+DEFAULT_MAX_LIFETIME = 12 * 3600
+
+
 def issue_token(
-    secret: str, sub: str, roles: list[str], *, department: str | None = None, ttl: int = 43200
+    secret: str,
+    sub: str,
+    roles: list[str],
+    *,
+    department: str | None = None,
+    ttl: int = DEFAULT_MAX_LIFETIME,
+    issuer: str | None = None,
+    audience: str | None = None,
+    max_lifetime: float = DEFAULT_MAX_LIFETIME,
 ) -> str:
-    """Sign a token for `sub` with `roles`, valid for `ttl` seconds."""
+    """Sign a token for `sub` with `roles`, valid for `ttl` seconds (at most `max_lifetime`)."""
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown roles: {', '.join(sorted(unknown))}")
+    if ttl > max_lifetime:
+        raise ValueError(f"a token lives at most {max_lifetime:g} seconds, not {ttl}")
     now = int(time.time())
     claims: dict[str, object] = {"sub": sub, "roles": roles, "iat": now, "exp": now + ttl}
     if department:
         claims["department"] = department
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+@dataclass(frozen=True)
+class TokenRules:
+    """What a token must satisfy besides its signature."""
+
+    key: str
+    algorithms: tuple[str, ...]
+    issuer: str | None
+    audience: str | None
+    max_lifetime: float
 
 
 # Tokens verified before, with their expiry: a client sends the same token on
 # every request, and verifying it again costs more than the rest of the routing.
-_VERIFIED: dict[tuple[str, str], tuple[Principal, float]] = {}
+# Keyed by the rules too: a token verified under one configuration says nothing
+# about another.
+_VERIFIED: dict[tuple[TokenRules, str], tuple[Principal, float]] = {}
 _VERIFIED_MAX = 10_000
+
+
+def token_rules(services: Services) -> TokenRules:
+    """The rules a token must satisfy in this service's configuration."""
+    settings = services.settings
+    if settings.jwt_public_key:
+        key, algorithms = settings.jwt_public_key, ("RS256", "ES256")
+    else:
+        key, algorithms = services.jwt_secret or "", ("HS256",)
+    return TokenRules(
+        key,
+        algorithms,
+        settings.jwt_issuer,
+        settings.jwt_audience,
+        settings.jwt_max_lifetime_hours * 3600,
+    )
 
 
 def decode_token(services: Services, token: str) -> Principal:
     """Verify a token and return its principal, or raise Unauthenticated."""
-    settings = services.settings
-    if settings.jwt_public_key:
-        key, algorithms = settings.jwt_public_key, ["RS256", "ES256"]
-    else:
-        key, algorithms = services.jwt_secret or "", ["HS256"]
-    known = _VERIFIED.get((key, token))
+    rules = token_rules(services)
+    known = _VERIFIED.get((rules, token))
     if known is not None and time.time() < known[1]:
         return known[0]
-    principal, expires = _verify(token, key, algorithms)
+    principal, expires = _verify(token, rules)
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()
-    _VERIFIED[(key, token)] = (principal, expires)
+    _VERIFIED[(rules, token)] = (principal, expires)
     return principal
 
 
-def _verify(token: str, key: str, algorithms: list[str]) -> tuple[Principal, float]:
+def _verify(token: str, rules: TokenRules) -> tuple[Principal, float]:
+    required = ["exp", "sub"]
+    required += ["iss"] if rules.issuer else []
+    required += ["aud"] if rules.audience else []
     try:
-        claims = jwt.decode(token, key, algorithms=algorithms, options={"require": ["exp", "sub"]})
+        claims = jwt.decode(
+            token,
+            rules.key,
+            algorithms=list(rules.algorithms),
+            issuer=rules.issuer,
+            audience=rules.audience,
+            options={"require": required},
+        )
     except jwt.PyJWTError as e:
         raise Unauthenticated(f"invalid token: {e}") from None
+    exp = float(claims["exp"])
+    iat = claims.get("iat")
+    # PyJWT has checked that iat, when present, is a number not in the future.
+    lifetime = exp - float(iat) if iat is not None else exp - time.time()
+    if lifetime > rules.max_lifetime:
+        hours = rules.max_lifetime / 3600
+        raise Unauthenticated(f"invalid token: it lives longer than the maximum of {hours:g} h")
     roles = claims.get("roles")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Unauthenticated("invalid token: roles must be a list of strings")
@@ -154,7 +228,7 @@ def _verify(token: str, key: str, algorithms: list[str]) -> tuple[Principal, flo
     if not isinstance(department, str):
         # Without a department claim, the first known role names the department.
         department = next((r for r in roles if r in known), "")
-    return Principal(str(claims["sub"]), known, department), float(claims["exp"])
+    return Principal(str(claims["sub"]), known, department), exp
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -164,16 +238,19 @@ async def current_user(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller, from the bearer token; 401 without a valid one."""
+    """The caller, from the bearer token; 401 without a valid one, 403 with no known role."""
     if creds is None:
         raise Unauthenticated("a bearer token is required")
-    return decode_token(request.app.state.services, creds.credentials)
+    user = decode_token(request.app.state.services, creds.credentials)
+    if not user.roles:
+        raise Forbidden(f"the token holds none of the roles: {', '.join(ROLES)}")
+    return user
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
-def require(*permissions: Permission) -> object:
+def require(*permissions: Permission) -> Any:
     """A dependency that lets through callers holding any of `permissions`."""
 
     async def check(user: CurrentUser) -> Principal:

@@ -1,4 +1,6 @@
-"""Shared route dependencies: the services, command metadata, If-Match, Idempotency-Key.
+"""Shared route dependencies: the services, command metadata, If-Match.
+
+The command routes' own dependency (Idempotency-Key, ETag) is api/commands.py.
 
 Dependencies that do no I/O are `async def`: FastAPI runs a plain `def`
 dependency in its thread pool, a thread hop for each one on every request.
@@ -6,15 +8,12 @@ dependency in its thread pool, a thread hop for each one on every request.
 
 from __future__ import annotations
 
-import hashlib
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import uuid4
 
-from fastapi import Depends, Header, Request, Response
-from pydantic import BaseModel
+from fastapi import Depends, Header, Request
 
 from api.auth import CurrentUser, Principal
 from api.errors import BadRequest
@@ -82,57 +81,3 @@ async def command_context(
 
 
 Context = Annotated[CommandContext, Depends(command_context)]
-
-
-# Headers a replay repeats: the ones the route set from the result.
-_REPLAYED_HEADERS = ("etag", "location")
-
-
-class Idempotency:
-    """Runs a command once per Idempotency-Key and replays its first response."""
-
-    def __init__(self, services: Services, actor: str, key: str | None, digest: str) -> None:
-        self._store = services.idempotency
-        self._actor = actor
-        self._key = key
-        self._digest = digest
-
-    def run(self, command: Callable[[], BaseModel], response: Response, status: int) -> Any:
-        """The command's result, or the stored response when the key was used before."""
-        if self._key is None:
-            response.status_code = status
-            return command()
-        stored = self._store.claim(self._actor, self._key, self._digest)
-        if stored is not None:
-            return Response(
-                stored.body,
-                stored.status,
-                media_type="application/json",
-                headers={**stored.headers, "Idempotent-Replayed": "true"},
-            )
-        try:
-            result = command()
-        except BaseException:
-            self._store.release(self._actor, self._key)
-            raise
-        kept = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
-        self._store.complete(
-            self._actor, self._key, status, result.model_dump_json().encode(), kept
-        )
-        response.status_code = status
-        return result
-
-
-async def idempotency(
-    request: Request,
-    services: ServicesDep,
-    user: CurrentUser,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
-) -> Idempotency:
-    """The Idempotency-Key of this request and a digest of what it asks."""
-    body = await request.body()
-    digest = hashlib.sha256(request.method.encode() + request.url.path.encode() + body).hexdigest()
-    return Idempotency(services, user.sub, idempotency_key, digest)
-
-
-IdempotencyDep = Annotated[Idempotency, Depends(idempotency)]

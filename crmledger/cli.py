@@ -89,16 +89,32 @@ def token(
     role: Annotated[list[str], typer.Option(help=f"one of: {', '.join(ROLES)}; repeat for more")],
     sub: Annotated[str, typer.Option(help="the subject: who the token is for")] = "staff",
     department: Annotated[str | None, typer.Option(help="department claim")] = None,
-    ttl: Annotated[int, typer.Option(help="seconds the token is valid")] = 43200,
+    ttl: Annotated[
+        int, typer.Option(help="seconds it is valid, at most CRMLEDGER_JWT_MAX_LIFETIME_HOURS")
+    ] = 43200,
 ) -> None:
-    """Print a bearer token signed with the configured secret."""
+    """Print a bearer token signed with the configured secret (and issuer and audience)."""
     services = _services()
+    settings = services.settings
     try:
         if services.jwt_secret is None:
             err.print("only a public key is configured: tokens are issued elsewhere")
             raise typer.Exit(2)
+        if ttl <= 0:
+            err.print("--ttl must be a positive number of seconds")
+            raise typer.Exit(2)
         try:
-            print(issue_token(services.jwt_secret, sub, role, department=department, ttl=ttl))
+            signed = issue_token(
+                services.jwt_secret,
+                sub,
+                role,
+                department=department,
+                ttl=ttl,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                max_lifetime=settings.jwt_max_lifetime_hours * 3600,
+            )
+            print(signed)
         except ValueError as e:
             err.print(str(e))
             raise typer.Exit(2) from None

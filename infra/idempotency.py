@@ -1,25 +1,63 @@
-"""Idempotency-Key: a repeated POST gets the first response, not a second effect.
+"""Idempotency-Key: a repeated command gets the first outcome, not a second effect.
 
 The key is claimed before the command runs (an insert that only one request can
-win), and the response is stored once the command succeeded. A failed command
+win), and the command's outcome is stored once it succeeded. A failed command
 releases its claim, so the client may retry with the same key.
+
+What is stored is the outcome, not the response body: the status, the account
+and the version the command produced, the headers set from them (ETag,
+Location), and for an erase whether it erased. A replay reads the account at
+that version again and renders it for the caller who asks (masked by their
+roles, logged when shown in clear), and no table holds personal data in clear.
+
+Keys expire after `ttl_hours` (CRMLEDGER_IDEMPOTENCY_TTL_HOURS, default 24): an
+expired key counts as new. Expired rows are pruned by the claims themselves, a
+bounded delete in the claim's own statement (at most PRUNE_BATCH rows each, the
+oldest first, skipping rows another claim holds), so the table stays about one
+TTL of keys deep with no job to schedule.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+# Expired rows one claim deletes at most: keeps a claim's cost bounded after a
+# long pause, and many claims clear any backlog.
+PRUNE_BATCH = 100
+
+_CLAIM = """
+WITH pruned AS (
+    DELETE FROM idempotency_keys WHERE (actor, key) IN (
+        SELECT actor, key FROM idempotency_keys
+        WHERE created_at < now() - make_interval(secs => %(ttl)s)
+          AND NOT (actor = %(actor)s AND key = %(key)s)
+        ORDER BY created_at LIMIT %(batch)s
+        FOR UPDATE SKIP LOCKED
+    )
+)
+INSERT INTO idempotency_keys AS k (actor, key, request_hash) VALUES (%(actor)s, %(key)s, %(hash)s)
+ON CONFLICT (actor, key) DO UPDATE SET
+    request_hash = EXCLUDED.request_hash, status = NULL, account_id = NULL, version = NULL,
+    erased = NULL, headers = NULL, created_at = now()
+WHERE k.created_at < now() - make_interval(secs => %(ttl)s)
+RETURNING 1
+"""
+
 
 @dataclass(frozen=True)
-class StoredResponse:
-    """The response given the first time a key was used."""
+class Outcome:
+    """What a command produced: enough to answer it again, and nothing personal."""
 
     status: int
-    body: bytes
+    account_id: UUID
+    version: int
     headers: dict[str, str]
+    # The erase command's answer; None for every other command.
+    erased: bool | None = None
 
 
 class KeyReused(Exception):
@@ -33,42 +71,51 @@ class KeyInFlight(Exception):
 class IdempotencyStore:
     """Claims, completes and releases idempotency keys per actor."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, ttl_hours: float = 24) -> None:
         self._pool = pool
+        self.ttl_seconds = ttl_hours * 3600
 
-    def claim(self, actor: str, key: str, request_hash: str) -> StoredResponse | None:
-        """None when this request may run; the stored response when it ran before."""
+    def claim(self, actor: str, key: str, request_hash: str) -> Outcome | None:
+        """None when this request may run; the stored outcome when it ran before."""
+        args = {
+            "actor": actor,
+            "key": key,
+            "hash": request_hash,
+            "ttl": self.ttl_seconds,
+            "batch": PRUNE_BATCH,
+        }
         with self._pool.connection() as conn:
-            won = conn.execute(
-                "INSERT INTO idempotency_keys (actor, key, request_hash) VALUES (%s, %s, %s)"
-                " ON CONFLICT DO NOTHING RETURNING 1",
-                (actor, key, request_hash),
-            ).fetchone()
-            if won:
+            if conn.execute(_CLAIM, args).fetchone():
                 return None
             row = conn.execute(
-                "SELECT request_hash, status, body, headers FROM idempotency_keys"
-                " WHERE actor = %s AND key = %s",
+                "SELECT request_hash, status, account_id, version, erased, headers"
+                " FROM idempotency_keys WHERE actor = %s AND key = %s",
                 (actor, key),
             ).fetchone()
-        if row is None:  # released between our insert and select: let this one run
+        if row is None:  # released or pruned between our insert and select: run
             return self.claim(actor, key, request_hash)
-        stored_hash, status, body, headers = row
+        stored_hash, status, account_id, version, erased, headers = row
         if stored_hash != request_hash:
             raise KeyReused(key)
         if status is None:
             raise KeyInFlight(key)
-        return StoredResponse(status, bytes(body), headers or {})
+        return Outcome(status, account_id, version, headers or {}, erased)
 
-    def complete(
-        self, actor: str, key: str, status: int, body: bytes, headers: dict[str, str]
-    ) -> None:
-        """Store the response of the request that holds the claim."""
+    def complete(self, actor: str, key: str, outcome: Outcome) -> None:
+        """Store the outcome of the request that holds the claim."""
         with self._pool.connection() as conn:
             conn.execute(
-                "UPDATE idempotency_keys SET status = %s, body = %s, headers = %s"
-                " WHERE actor = %s AND key = %s",
-                (status, body, Jsonb(headers), actor, key),
+                "UPDATE idempotency_keys SET status = %s, account_id = %s, version = %s,"
+                " erased = %s, headers = %s WHERE actor = %s AND key = %s",
+                (
+                    outcome.status,
+                    outcome.account_id,
+                    outcome.version,
+                    outcome.erased,
+                    Jsonb(outcome.headers),
+                    actor,
+                    key,
+                ),
             )
 
     def release(self, actor: str, key: str) -> None:

@@ -45,16 +45,35 @@ CREATE TABLE IF NOT EXISTS {schema}.guidelines (
     updated_by text NOT NULL
 );
 
+-- Idempotency keys keep the outcome of a command (account, version), never a
+-- response body: a replay renders the account again for its caller, and no
+-- personal data sits here in clear (infra/idempotency.py).
 CREATE TABLE IF NOT EXISTS {schema}.idempotency_keys (
     actor text NOT NULL,
     key text NOT NULL,
     request_hash text NOT NULL,
     status integer,
-    body bytea,
+    account_id uuid,
+    version integer,
+    erased boolean,
     headers jsonb,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (actor, key)
 );
+-- A table made before kept response bodies, personal data in clear: its rows
+-- cannot be replayed without them, so they go with the column (once).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = '{schema}'
+               AND table_name = 'idempotency_keys' AND column_name = 'body') THEN
+        DELETE FROM {schema}.idempotency_keys;
+        ALTER TABLE {schema}.idempotency_keys DROP COLUMN body;
+        ALTER TABLE {schema}.idempotency_keys ADD COLUMN account_id uuid,
+            ADD COLUMN version integer, ADD COLUMN erased boolean;
+    END IF;
+END $$;
+-- Claims prune expired keys oldest first.
+CREATE INDEX IF NOT EXISTS idempotency_keys_created ON {schema}.idempotency_keys (created_at);
 """
 
 

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     home: Path = Path(".crmledger")
     jwt_secret: SecretStr | None = None
     jwt_public_key: str | None = None
+    # Checked on every token when set; tokens `crmledger token` signs carry them (api/auth.py).
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    # The longest lifetime of a token this service signs or accepts (exp - iat).
+    jwt_max_lifetime_hours: float = Field(default=12, gt=0)
+    # How long an Idempotency-Key is remembered; an older key counts as new (infra/idempotency.py).
+    idempotency_ttl_hours: float = Field(default=24, gt=0)
     master_key: SecretStr | None = None
     timezone: str = "UTC"
     retention_days: int = Field(default=2555, ge=1)

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from api.auth import Forbidden, Permission, Principal, require
-from api.deps import (
-    CommandContext,
-    Context,
-    ExpectedVersion,
-    Idempotency,
-    IdempotencyDep,
-    ServicesDep,
-)
+from api.commands import Erase, Manage, Record
+from api.deps import ServicesDep
 from api.errors import BadRequest
 from api.schemas import (
     AccountOut,
@@ -45,16 +38,12 @@ from api.views import (
 )
 from domain.account import CustomerAccount
 from infra.wiring import Services
-from projections.directory import search_accounts
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
-Manager = Annotated[Principal, require(Permission.MANAGE_ACCOUNTS)]
-Recorder = Annotated[Principal, require(Permission.RECORD_ACTIVITIES)]
 Reader = Annotated[Principal, require(Permission.READ_UNMASKED, Permission.READ_MASKED)]
 Historian = Annotated[Principal, require(Permission.READ_HISTORY)]
 Searcher = Annotated[Principal, require(Permission.SEARCH_DIRECTORY)]
-Eraser = Annotated[Principal, require(Permission.ERASE)]
 PrivacyOfficer = Annotated[Principal, require(Permission.DATA_ACCESS_REQUEST)]
 
 
@@ -65,69 +54,23 @@ def _show(
     return account_out(services, account, user, what)
 
 
-class Commands:
-    """What every account command route shares: run once per Idempotency-Key, answer the account."""
-
-    def __init__(
-        self,
-        services: Services,
-        ctx: CommandContext,
-        expected: int | None,
-        idem: Idempotency,
-        response: Response,
-    ) -> None:
-        self.services, self.ctx, self.expected = services, ctx, expected
-        self.idem, self.response = idem, response
-        self.ledger = services.ledger
-
-    def run(
-        self, user: Principal, what: str, act: Callable[[], CustomerAccount], status: int = 200
-    ) -> Any:
-        """Run `act` (once per key) and answer with the account as `user` may see it."""
-        return self.idem.run(
-            lambda: _show(self.services, act(), user, self.response, what), self.response, status
-        )
-
-
-async def commands(
-    services: ServicesDep,
-    ctx: Context,
-    expected: ExpectedVersion,
-    idem: IdempotencyDep,
-    response: Response,
-) -> Commands:
-    """The shared part of a command route (async: no thread hop to build it)."""
-    return Commands(services, ctx, expected, idem, response)
-
-
-CommandsDep = Annotated[Commands, Depends(commands)]
-
-
 @router.post("", response_model=AccountOut, status_code=201)
-def open_account(
-    body: OpenAccount,
-    user: Manager,
-    ctx: Context,
-    services: ServicesDep,
-    idem: IdempotencyDep,
-    response: Response,
-) -> Any:
+def open_account(body: OpenAccount, cmd: Manage) -> AccountOut:
     """Open an account for a customer."""
-
-    def command() -> AccountOut:
-        account = services.ledger.open_account(
+    return cmd.account(
+        "open",
+        lambda: cmd.ledger.open_account(
             external_ref=body.external_ref,
             segment=body.segment,
             service_plan=body.service_plan,
             channel=body.channel,
             customer=body.customer.fields(),
-            occurred_at=ctx.when(body.occurred_at),
-            meta=ctx.meta(body.reason),
-        )
-        response.headers["Location"] = f"/v1/accounts/{account.id}"
-        return _show(services, account, user, response, "open")
-
-    return idem.run(command, response, 201)
+            occurred_at=cmd.when(body.occurred_at),
+            meta=cmd.meta(body.reason),
+        ),
+        201,
+        located=True,
+    )
 
 
 @router.get("", response_model=DirectoryOut)
@@ -137,25 +80,40 @@ def directory(
     segment: Annotated[str | None, Query(max_length=100)] = None,
     status: Annotated[Literal["open", "closed"] | None, Query()] = None,
     channel: Annotated[Literal["store", "online", "app", "phone"] | None, Query()] = None,
-    q: Annotated[str | None, Query(min_length=2, max_length=100)] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=2,
+            max_length=100,
+            description=(
+                "exact match, not a substring: an external reference; for roles that see"
+                " contact fields unmasked also a name (every word given must be one of the"
+                " name's words, in any case), a whole email address (any case), or a phone"
+                " number (all its digits: +852 9137 4682 is 85291374682)"
+            ),
+        ),
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> DirectoryOut:
-    """Search the account directory; contact fields are masked for roles that may not see them."""
+    """Search the account directory; contact fields are masked for roles that may not see them.
+
+    Contact fields are searched by exact match of whole words, emails and
+    phone numbers through keyed blind indexes (the directory holds them only
+    as ciphertext), and only for roles that may see them unmasked, so a
+    masked reader cannot probe for a person.
+    """
     unmasked = user.may(Permission.READ_UNMASKED)
-    with services.pool.connection() as conn:
-        rows = search_accounts(
-            conn,
-            services.settings.readmodel_schema,
-            segment=segment,
-            status=status,
-            channel=channel,
-            q=q,
-            q_personal=unmasked,
-            after=decode_cursor(cursor) if cursor else None,
-            limit=limit,
-        )
-    items = [directory_entry(row, unmasked) for row in rows]
+    rows = services.readmodels.directory(
+        q,
+        personal=unmasked,
+        segment=segment,
+        status=status,
+        channel=channel,
+        after=decode_cursor(cursor) if cursor else None,
+        limit=limit,
+    )
+    items = [directory_entry(services, row, unmasked) for row in rows]
     if unmasked:
         shown = [(i.id, list(i.contact)) for i in items if i.contact]
         services.access_log.record_many(user.sub, user.roles, shown, "directory")
@@ -191,104 +149,94 @@ def read_account(
 
 
 @router.patch("/{account_id}", response_model=AccountOut)
-def update_details(
-    account_id: UUID,
-    body: UpdateDetails,
-    user: Manager,
-    ctx: Context,
-    services: ServicesDep,
-    expected: ExpectedVersion,
-    response: Response,
-) -> AccountOut:
+def update_details(account_id: UUID, body: UpdateDetails, cmd: Manage) -> AccountOut:
     """Update the customer's personal details (If-Match: the version you read)."""
-    account = services.ledger.update_details(
-        account_id,
-        body.customer.fields(),
-        ctx.when(body.occurred_at),
-        ctx.meta(body.reason),
-        expected,
+    return cmd.account(
+        "update",
+        lambda: cmd.ledger.update_details(
+            account_id,
+            body.customer.fields(),
+            cmd.when(body.occurred_at),
+            cmd.meta(body.reason),
+            cmd.expected,
+        ),
     )
-    return _show(services, account, user, response, "update")
 
 
 @router.post("/{account_id}/confirm-details", response_model=AccountOut)
 def confirm_details(
-    account_id: UUID, user: Manager, run: CommandsDep, body: ConfirmDetails | None = None
-) -> Any:
+    account_id: UUID, cmd: Manage, body: ConfirmDetails | None = None
+) -> AccountOut:
     """Record that the customer confirmed their details are still right."""
     b = body or ConfirmDetails()
-    return run.run(
-        user,
+    return cmd.account(
         "confirm-details",
-        lambda: run.ledger.confirm_details(
-            account_id, run.ctx.when(b.occurred_at), run.ctx.meta(b.reason), run.expected
+        lambda: cmd.ledger.confirm_details(
+            account_id, cmd.when(b.occurred_at), cmd.meta(b.reason), cmd.expected
         ),
     )
 
 
 @router.post("/{account_id}/segment", response_model=AccountOut)
-def change_segment(account_id: UUID, body: ChangeSegment, user: Manager, run: CommandsDep) -> Any:
+def change_segment(account_id: UUID, body: ChangeSegment, cmd: Manage) -> AccountOut:
     """Move the account to another customer segment."""
-    return run.run(
-        user,
+    return cmd.account(
         "segment",
-        lambda: run.ledger.change_segment(
+        lambda: cmd.ledger.change_segment(
             account_id,
             body.segment,
-            run.ctx.when(body.occurred_at),
-            run.ctx.meta(body.reason),
-            run.expected,
+            cmd.when(body.occurred_at),
+            cmd.meta(body.reason),
+            cmd.expected,
         ),
     )
 
 
 @router.post("/{account_id}/plan", response_model=AccountOut)
-def change_plan(account_id: UUID, body: ChangePlan, user: Manager, run: CommandsDep) -> Any:
+def change_plan(account_id: UUID, body: ChangePlan, cmd: Manage) -> AccountOut:
     """Move the account to another service plan."""
-    return run.run(
-        user,
+    return cmd.account(
         "plan",
-        lambda: run.ledger.change_plan(
+        lambda: cmd.ledger.change_plan(
             account_id,
             body.service_plan,
-            run.ctx.when(body.occurred_at),
-            run.ctx.meta(body.reason),
-            run.expected,
+            cmd.when(body.occurred_at),
+            cmd.meta(body.reason),
+            cmd.expected,
         ),
     )
 
 
 @router.post("/{account_id}/close", response_model=AccountOut)
-def close_account(account_id: UUID, body: CloseAccount, user: Manager, run: CommandsDep) -> Any:
+def close_account(account_id: UUID, body: CloseAccount, cmd: Manage) -> AccountOut:
     """Close the account; afterwards it takes no command except erase."""
-    return run.run(
-        user,
+    # The close reason is also the event's metadata reason: one reason, given once.
+    return cmd.account(
         "close",
-        lambda: run.ledger.close_account(
+        lambda: cmd.ledger.close_account(
             account_id,
             body.reason,
             body.note,
-            run.ctx.when(body.occurred_at),
-            run.ctx.meta(body.reason),
-            run.expected,
+            cmd.when(body.occurred_at),
+            cmd.meta(body.reason),
+            cmd.expected,
         ),
     )
 
 
 @router.post("/{account_id}/activities", response_model=AccountOut, status_code=201)
-def record_activity(account_id: UUID, body: ActivityIn, user: Recorder, run: CommandsDep) -> Any:
+def record_activity(account_id: UUID, body: ActivityIn, cmd: Record) -> AccountOut:
     """Record one service activity: purchase, refund, visit, inquiry, complaint, feedback."""
-    return run.run(
-        user,
+    return cmd.account(
         "activity",
-        lambda: run.ledger.record_activity(
+        lambda: cmd.ledger.record_activity(
             account_id,
             to_activity(body),
-            run.ctx.when(body.occurred_at),
-            run.ctx.meta(body.reason),
-            run.expected,
+            cmd.when(body.occurred_at),
+            cmd.meta(body.reason),
+            cmd.expected,
         ),
-        status=201,
+        201,
     )
 
 
@@ -309,16 +257,10 @@ def personal_data(account_id: UUID, user: PrivacyOfficer, services: ServicesDep)
 
 
 @router.post("/{account_id}/erase", response_model=EraseOut)
-def erase(
-    account_id: UUID,
-    user: Eraser,
-    ctx: Context,
-    services: ServicesDep,
-    body: EraseAccount | None = None,
-) -> EraseOut:
+def erase(account_id: UUID, cmd: Erase, body: EraseAccount | None = None) -> EraseOut:
     """Erase the customer's personal data (crypto-shredding); the history stays."""
-    body = body or EraseAccount()
-    account, erased = services.ledger.erase(
-        account_id, body.reason, ctx.when(body.occurred_at), ctx.meta(body.reason)
+    b = body or EraseAccount()
+    return cmd.erase(
+        account_id,
+        lambda: cmd.ledger.erase(account_id, b.reason, cmd.when(b.occurred_at), cmd.meta(b.reason)),
     )
-    return EraseOut(account_id=account_id, erased=erased, version=account.version)

@@ -18,6 +18,8 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 Admin = Annotated[Principal, require(Permission.OPERATE)]
 Operator = Annotated[Principal, require(Permission.OPERATE, Permission.AUDIT)]
+# Auditors read the projections' status too (api/auth.py says why).
+ProjectionReader = Annotated[Principal, require(Permission.READ_PROJECTIONS)]
 
 
 @router.post("/retention/run", response_model=RetentionOut)
@@ -36,7 +38,7 @@ def run_retention(
 
 
 @router.get("/projections", response_model=list[ProjectionOut])
-def projections(user: Operator, services: ServicesDep) -> list[ProjectionOut]:
+def projections(user: ProjectionReader, services: ServicesDep) -> list[ProjectionOut]:
     """Each read model's position and lag behind the ledger."""
     return [ProjectionOut(**s) for s in services.readmodels.status()]
 
