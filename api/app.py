@@ -1,10 +1,11 @@
-"""The FastAPI application: routers, error mapping, metrics, a body size limit."""
+"""The FastAPI application: routers, error mapping, documented problems, metrics, body limit."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
-from api import errors
+from api import errors, openapi
+from api.inputs import clean_query
 from api.metrics import Measured
 from api.routers import accounts, admin, audit, guidelines, health, reports
 from infra.wiring import Services
@@ -16,6 +17,7 @@ def create_app(services: Services) -> FastAPI:
         title="crmledger",
         version="0.1.0",
         description="Event-sourced ledger of customer accounts for retail account services.",
+        dependencies=[Depends(clean_query)],
     )
     app.state.services = services
     errors.install(app)
@@ -26,5 +28,6 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(guidelines.router)
     app.include_router(health.router)
 
+    openapi.install(app)
     app.add_middleware(Measured)
     return app

@@ -21,6 +21,11 @@ from psycopg.rows import dict_row
 Period = Literal["day", "week", "month", "quarter", "range"]
 Split = Literal["segment", "channel"]
 
+# The length of one calendar period as a PostgreSQL interval. PostgreSQL's
+# date_trunc knows 'quarter' but its interval input does not ('1 quarter' is an
+# error), so the step is given, not spelt from the period's name.
+STEPS = {"day": "1 day", "week": "1 week", "month": "1 month", "quarter": "3 months"}
+
 KPI_NAMES = (
     "turnover",
     "profit",
@@ -96,9 +101,9 @@ ORDER BY p.period_start, g.grp
 
 CALENDAR_PERIODS = """
     SELECT p::date AS period_start,
-           least((p + ('1 ' || %(period)s)::interval)::date, %(end)s::date) AS period_end
+           least((p + %(step)s::interval)::date, %(end)s::date) AS period_end
     FROM generate_series(date_trunc(%(period)s, %(start)s::date), %(end)s::date - 1,
-                         ('1 ' || %(period)s)::interval) p
+                         %(step)s::interval) p
 """
 
 
@@ -130,7 +135,12 @@ def service_kpis(conn: Connection, schema: str, scope: Scope) -> list[dict[str, 
         filters=filters,
         filters_a=filters_a,
     )
-    params |= {"start": scope.start, "end": scope.end, "period": scope.period}
+    params |= {
+        "start": scope.start,
+        "end": scope.end,
+        "period": scope.period,
+        "step": STEPS.get(scope.period),
+    }
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(sql.encode(), params).fetchall()
     return [_finish(row, scope.split) for row in rows]

@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from domain.account import CHANNELS
 from domain.errors import InvalidCommand, NotFound
-from projections.kpis import Scope, service_kpis
+from projections.kpis import STEPS, Scope, service_kpis
 from projections.scheme_review import SCHEME_REVIEW_COLUMNS, scheme_review
 
 PERIODS = ("day", "week", "month", "quarter")
@@ -69,14 +69,17 @@ def _query(conn: Connection, sql: str, schema: str, params: dict[str, Any]) -> R
 
 
 def _range(scope: Scope) -> dict[str, Any]:
-    return {"start": scope.start, "end": scope.end, "period": scope.period}
+    return {
+        "start": scope.start,
+        "end": scope.end,
+        "period": scope.period,
+        "step": STEPS[scope.period],
+    }
 
 
 # A periodic report's buckets: calendar periods cut to [start, end).
 PERIOD_START = "greatest(date_trunc(%(period)s, {col})::date, %(start)s::date)"
-PERIOD_END = (
-    "least((date_trunc(%(period)s, {col}) + ('1 ' || %(period)s)::interval)::date, %(end)s::date)"
-)
+PERIOD_END = "least((date_trunc(%(period)s, {col}) + %(step)s::interval)::date, %(end)s::date)"
 
 
 def accounts_summary(conn: Connection, schema: str, scope: ReportScope) -> Rows:
@@ -133,9 +136,9 @@ def segment_analysis(conn: Connection, schema: str, scope: ReportScope) -> Rows:
     sql = f"""
     WITH periods AS (
         SELECT {start} AS period_start,
-               least((p + ('1 ' || %(period)s)::interval)::date, %(end)s::date) AS period_end
+               least((p + %(step)s::interval)::date, %(end)s::date) AS period_end
         FROM generate_series(date_trunc(%(period)s, %(start)s::date), %(end)s::date - 1,
-                             ('1 ' || %(period)s)::interval) p
+                             %(step)s::interval) p
     ),
     segments AS (SELECT DISTINCT segment FROM {{rm}}.daily_facts WHERE day < %(end)s {filters}),
     before AS (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Query
 from api.auth import Permission, Principal, require
 from api.deps import ServicesDep
 from api.errors import BadRequest
+from api.params import Instant
 from api.schemas import (
     AccessEntryOut,
     AccessLogOut,
@@ -75,9 +75,11 @@ def events(
     account_id: UUID | None = None,
     type: Annotated[list[str] | None, Query(description="event types, e.g. AccountOpened")] = None,
     since: Annotated[
-        datetime | None, Query(alias="from", description="recorded at or after")
+        Instant | None, Query(alias="from", description="recorded at or after (with an offset)")
     ] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="recorded before")] = None,
+    until: Annotated[
+        Instant | None, Query(alias="to", description="recorded before (with an offset)")
+    ] = None,
 ) -> AuditPageOut:
     """Every event of every account in store order: the replay feed."""
     page = services.audit_feed.page(
@@ -93,8 +95,8 @@ def access_log(
     services: ServicesDep,
     account_id: UUID | None = None,
     actor: Annotated[str | None, Query(max_length=200)] = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Annotated[Instant | None, Query(alias="from", description="read at or after")] = None,
+    until: Annotated[Instant | None, Query(alias="to", description="read before")] = None,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AccessLogOut:
