@@ -287,9 +287,39 @@ class ProjectionOut(BaseModel):
     ledger_position: int
     lag: int = Field(description="events in the ledger after the position")
     partitions: dict[int, int]
+    parked: int = Field(0, description="events it set aside: GET /v1/admin/projections/parked")
 
 
 class RebuildOut(BaseModel):
     name: str
     events: int
     seconds: float
+    parked: int = Field(0, description="events the rebuild could not apply, parked")
+    parked_positions: list[int] = Field(
+        default_factory=list, description="their ledger positions (the first 1000)"
+    )
+
+
+class ParkedEventOut(BaseModel):
+    """An event a read model set aside because it could not apply it."""
+
+    read_model: str
+    position: int = Field(description="the event's ledger position")
+    partition: int
+    account_id: UUID | None
+    event_type: str | None
+    reason: Literal["cannot_apply", "unreadable_in_store"]
+    error_class: str
+    error: str
+    parked_at: datetime
+    last_attempt_at: datetime
+    attempts: int = Field(description="times applying it was tried")
+
+
+class ParkedOut(BaseModel):
+    items: list[ParkedEventOut]
+
+
+class RetryOut(BaseModel):
+    applied: list[ParkedEventOut] = Field(description="applied now, parked no more")
+    still_parked: list[ParkedEventOut] = Field(description="failed again: attempts and error new")

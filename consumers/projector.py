@@ -1,21 +1,32 @@
 """The projection runner: crmledger.account-events into the read models, idempotently.
 
 Group crmledger-projections. Each poll batch is one PostgreSQL transaction that
-writes every read model's rows and, per partition, the highest position it
-applied (projections/store.py); only then are the Kafka offsets committed. A
-batch redelivered after a crash, or a topic republished from the start, is
-skipped event by event by position, so nothing is counted twice.
+writes every read model's rows, the events it parked and, per partition, the
+highest position it applied (projections/store.py); only then are the Kafka
+offsets committed. A batch redelivered after a crash, or a topic republished
+from the start, is skipped event by event by position, so nothing is counted
+twice.
 
-A message that is not a CloudEvent of the ledger (it cannot be: only the relay
-writes the topic) is logged and skipped rather than stopping every read model;
-an event type the read models do not know changes nothing and still advances
-the positions.
+No event stops the read models. An event that cannot be read (its time out of
+range, a field of the wrong kind) and the relay's `crmledger.EventUnreadable`
+marker for a stored event it could not read are parked for every read model;
+an event a read model cannot write is parked for that read model alone
+(projections/parking.py). Either way the positions move past it and the
+events behind it flow; `crmledger projections parked` lists what was set aside
+and `crmledger projections retry` tries it again. An error of PostgreSQL
+itself (away, timed out) is no event's fault: it is raised, the worker backs
+off, and the batch comes again.
+
+A message without a position (it cannot be a ledger event: only the relay
+writes the topic) is logged and skipped; an event type the read models do not
+know changes nothing and still advances the positions.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -23,9 +34,20 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from infra.broker import group_consumer, kafka_bootstrap
+from infra.metrics import count_parked
 from infra.topics import ACCOUNT_EVENTS
 from infra.wiring import Services
 from infra.worker import Worker
+from projections.events import ProjectedEvent
+from projections.parking import (
+    UNREADABLE_TYPE,
+    Unprojectable,
+    account_in,
+    is_transient,
+    unprojectable,
+    unreadable_marker,
+    valid_position,
+)
 from projections.store import Placed
 
 log = logging.getLogger(__name__)
@@ -47,6 +69,7 @@ class Projector:
     ) -> None:
         self._readmodels = services.readmodels
         self.applied = 0
+        self.parked = 0
         self._consumer = group_consumer(
             services.settings,
             bootstrap,
@@ -69,24 +92,36 @@ class Projector:
         offsets: dict[Any, OffsetAndMetadata] = {}
         projected = self._readmodels.projected
         for tp, records in batches.items():
-            partition = tp.partition
             for record in records:
-                try:
-                    placed.append(Placed(partition, projected(orjson.loads(record.value))))
-                except (ValueError, KeyError, TypeError) as e:
+                event = read_message(record.value, projected)
+                if event is None:
                     log.error(
-                        "skipping a message that is not a ledger event at %s[%d]@%d: %s",
+                        "skipping a message that is not a ledger event at %s[%d]@%d",
                         tp.topic,
                         tp.partition,
                         record.offset,
-                        e,
                     )
+                    continue
+                placed.append(Placed(tp.partition, event))
             if records:
                 offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         if not offsets:
             return 0
-        self._readmodels.store.apply(placed)
+        outcome = self._readmodels.store.apply(placed)
         self.applied += len(placed)
+        self.parked += len(outcome.parked)
+        for name, partition, u in outcome.parked:
+            log.error(
+                "%s parked the event at position %d (partition %d, account %s, %s): %s: %s",
+                name,
+                u.position,
+                partition,
+                u.account_id,
+                u.reason,
+                u.error_class,
+                u.error,
+            )
+            count_parked(name, u.reason)
         try:
             self._consumer.commit(offsets)
         except KafkaError as e:
@@ -97,6 +132,31 @@ class Projector:
     def close(self) -> None:
         """Leave the group."""
         self._consumer.close(autocommit=False)
+
+
+def read_message(
+    value: bytes | None, projected: Callable[[Mapping[str, Any]], ProjectedEvent]
+) -> ProjectedEvent | Unprojectable | None:
+    """The event of one message, or what to park instead; None for a message of no position."""
+    try:
+        message = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict):
+        return None
+    if message.get("type") == UNREADABLE_TYPE:
+        return unreadable_marker(message)
+    position = valid_position(message.get("position"))
+    if position is None:
+        return None
+    try:
+        return projected(message)
+    except Exception as e:
+        if is_transient(e):
+            raise
+        kind = message.get("type")
+        event_type = kind.removeprefix("crmledger.") if isinstance(kind, str) else None
+        return unprojectable(position, account_in(message), event_type, e)
 
 
 def start_projector(services: Services, bootstrap: str | None = None, **options: Any) -> Worker:

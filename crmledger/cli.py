@@ -20,6 +20,7 @@ from domain.errors import LedgerError
 from infra.broker import stop_embedded_broker
 from infra.settings import Settings
 from infra.wiring import Services, bootstrap
+from projections.parking import ParkedEvent
 
 app = typer.Typer(
     help="crmledger: the event-sourced ledger of customer accounts.", no_args_is_help=True
@@ -226,10 +227,14 @@ def projections_status() -> None:
         rows = services.readmodels.status()
     finally:
         services.close()
-    table = Table("read model", "position", "ledger", "lag")
+    table = Table("read model", "position", "ledger", "lag", "parked")
     for row in rows:
         table.add_row(
-            row["name"], str(row["position"]), str(row["ledger_position"]), str(row["lag"])
+            row["name"],
+            str(row["position"]),
+            str(row["ledger_position"]),
+            str(row["lag"]),
+            str(row.get("parked", 0)),
         )
     console.print(table)
 
@@ -256,14 +261,81 @@ def projections_rebuild(
         with Progress(console=console) as progress:
             task = progress.add_task(f"rebuilding {', '.join(names)}", total=total)
             started = time.perf_counter()
-            events = services.readmodels.rebuild(
+            outcome = services.readmodels.rebuild(
                 *names, progress=lambda n: progress.advance(task, n)
             )
             progress.update(task, completed=total)
         seconds = time.perf_counter() - started
-        console.print(f"{', '.join(names)}: {events} events in {seconds:.1f} s")
+        console.print(f"{', '.join(names)}: {outcome.events} events in {seconds:.1f} s")
+        positions = outcome.positions()
+        if positions:
+            shown = ", ".join(map(str, positions[:50])) + (" ..." if len(positions) > 50 else "")
+            console.print(
+                f"parked {len(positions)} events it could not apply, at positions {shown}"
+                " (crmledger projections parked)",
+                soft_wrap=True,
+            )
     finally:
         services.close()
+
+
+def _known_read_model(name: str | None) -> None:
+    from projections.catalog import READ_MODELS
+
+    if name is not None and name not in READ_MODELS:
+        err.print(f"no read model {name!r}; known: {', '.join(READ_MODELS)}")
+        raise typer.Exit(2)
+
+
+def _print_parked(rows: list[ParkedEvent], verb: str = "parked") -> None:
+    for r in rows:
+        console.print(
+            f"{r.projection} position {r.position} (partition {r.partition}, account"
+            f" {r.account_id}, {r.event_type or 'unknown type'}): {verb}, {r.reason}:"
+            f" {r.error_class}: {r.error} (attempts {r.attempts},"
+            f" parked {r.parked_at:%Y-%m-%d %H:%M:%S})",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+
+
+@projections.command("parked")
+def projections_parked(
+    read_model: Annotated[str | None, typer.Option(help="only this read model's")] = None,
+    limit: Annotated[int, typer.Option(help="show at most this many")] = 1000,
+) -> None:
+    """List the events the read models set aside because they could not apply them."""
+    _known_read_model(read_model)
+    services = _services()
+    try:
+        rows = services.readmodels.store.parked(read_model, limit=limit)
+    finally:
+        services.close()
+    _print_parked(rows)
+    console.print(f"{len(rows)} parked events")
+
+
+@projections.command("retry")
+def projections_retry(
+    position: Annotated[int | None, typer.Argument(help="the parked event's position")] = None,
+    read_model: Annotated[str | None, typer.Option(help="only this read model's")] = None,
+) -> None:
+    """Apply parked events again (every one, or the one at POSITION); exit 1 if any fails again."""
+    _known_read_model(read_model)
+    services = _services()
+    try:
+        if position is not None and not services.readmodels.store.parked(read_model, position):
+            err.print(f"no parked event at position {position}")
+            raise typer.Exit(2)
+        applied, still = services.readmodels.retry(read_model, position)
+    finally:
+        services.close()
+    _print_parked(applied, "applied")
+    _print_parked(still, "still parked")
+    console.print(f"{len(applied)} applied, {len(still)} still parked")
+    if still:
+        raise typer.Exit(1)
 
 
 dlq = typer.Typer(help="Dead letters of the inbound integration topic.", no_args_is_help=True)

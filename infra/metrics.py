@@ -64,6 +64,21 @@ PROJECTION_LAG = Gauge(
     "Events a read model has not applied yet: the ledger's position minus its own",
     ["read_model"],
 )
+PROJECTION_PARKED = Gauge(
+    "crmledger_projection_parked_events",
+    "Events a read model set aside because it could not apply them (projections/parking.py)",
+    ["read_model"],
+)
+PARKED = Counter(
+    "crmledger_projection_parked",
+    "Events parked by the projector in this process, by read model and reason",
+    ["read_model", "reason"],
+)
+
+
+def count_parked(read_model: str, reason: str) -> None:
+    """Count one event the projector parked."""
+    PARKED.labels(read_model, reason).inc()
 
 
 def set_ingest_lag(group: str, topic: str, lags: Iterable[tuple[int, int]]) -> None:
@@ -97,4 +112,5 @@ def refresh(services: Services) -> bool:
     for model in readmodels:
         PROJECTION_POSITION.labels(model["name"]).set(model["position"])
         PROJECTION_LAG.labels(model["name"]).set(model["lag"])
+        PROJECTION_PARKED.labels(model["name"]).set(model.get("parked", 0))
     return True

@@ -22,8 +22,9 @@ from infra.settings import Settings
 from projections.catalog import READ_MODELS
 from projections.directory import CONTACT_FIELDS
 from projections.events import ProjectedEvent, from_cloudevent, from_stored
+from projections.parking import FAILED, UNREADABLE, Unprojectable, is_transient, unprojectable
 from projections.reports import Report, ReportScope, Rows, report_scope, run_report
-from projections.store import ReadModelStore
+from projections.store import Outcome, ReadModelStore, Retried
 
 # Account ids remembered as UUIDs by the projector's reading, before it starts over.
 ACCOUNT_ID_CACHE = 50_000
@@ -59,9 +60,23 @@ class ReadModels:
     def replay(self, after: int = 0, page: int = 5000) -> Iterator[ProjectedEvent]:
         """Every stored event after `after`, in store order, as the projector sees it.
 
+        Raises on an event it cannot read; `readings` gives what to park instead.
+        """
+        for event in self.readings(after, page):
+            if isinstance(event, Unprojectable):
+                raise ValueError(f"position {event.position}: {event.error_class}: {event.error}")
+            yield event
+
+    def readings(
+        self, after: int = 0, page: int = 5000
+    ) -> Iterator[ProjectedEvent | Unprojectable]:
+        """Every stored event after `after` as the projector sees it, or what to park instead.
+
         Read straight from the stored JSON (no CloudEvent in between) through
         one server-side cursor, `page` rows a fetch, which gives the same
-        events several times faster.
+        events several times faster. An event that cannot be read (its bytes
+        do not decode, a value is out of range) comes as an Unprojectable, so a
+        rebuild parks it and goes on.
         """
         types: dict[str, str] = {}
         # An account's events come in runs: build its UUID once per run, not per event.
@@ -71,15 +86,37 @@ class ReadModels:
             for position, account_text, version, topic, stored in self._log.stream(
                 conn, after, page
             ):
-                if account_text != last_text:
-                    last_text, last_id = account_text, UUID(account_text)
-                event_type = types.get(topic)
-                if event_type is None:
-                    event_type = types[topic] = event_type_of(topic)
-                state = plain_state(stored)
-                cipher = state.get("customer")
-                clear = self._contact(last_id, cipher) if cipher else None
-                yield from_stored(position, last_id, version, event_type, state, zone, clear)
+                reason = UNREADABLE
+                try:
+                    if account_text != last_text:
+                        last_text, last_id = account_text, UUID(account_text)
+                    event_type = types.get(topic)
+                    if event_type is None:
+                        event_type = types[topic] = event_type_of(topic)
+                    state = plain_state(stored)
+                    reason = FAILED
+                    cipher = state.get("customer")
+                    clear = self._contact(last_id, cipher) if cipher else None
+                    event = from_stored(position, last_id, version, event_type, state, zone, clear)
+                except Exception as e:
+                    if is_transient(e):
+                        raise
+                    kind = topic.rsplit(".", 1)[-1]
+                    yield unprojectable(position, _uuid(account_text), kind, e, reason)
+                    continue
+                yield event
+
+    def event_at(self, position: int) -> ProjectedEvent | Unprojectable:
+        """The stored event at `position` as the projector sees it, or what to park instead."""
+        for event in self.readings(after=position - 1, page=1):
+            if event.position == position:
+                return event
+            break
+        return unprojectable(position, None, None, LookupError("no event at this position"))
+
+    def retry(self, name: str | None = None, position: int | None = None) -> Retried:
+        """Retry parked events (of one read model, at one position), read afresh from the store."""
+        return self.store.retry(self.event_at, name, position)
 
     def report(self, report: Report, **filters: Any) -> tuple[ReportScope, Rows]:
         """A department report: its checked parameters (defaults filled in) and its rows.
@@ -99,6 +136,7 @@ class ReadModels:
     def status(self) -> list[dict[str, Any]]:
         """Each read model's positions per partition and how far it trails the ledger."""
         last = self.ledger.recorder.max_notification_id() or 0
+        parked = self.store.parked_counts()
         out = []
         for name, partitions in self.store.positions().items():
             position = max(partitions.values(), default=0)
@@ -109,23 +147,34 @@ class ReadModels:
                     "ledger_position": last,
                     "lag": max(last - position, 0),
                     "partitions": dict(sorted(partitions.items())),
+                    "parked": parked.get(name, 0),
                 }
             )
         return out
 
-    def rebuild(self, *names: str, progress: Callable[[int], None] | None = None) -> int:
-        """Rebuild read models from the event store in one pass; returns the events replayed."""
+    def rebuild(self, *names: str, progress: Callable[[int], None] | None = None) -> Outcome:
+        """Rebuild read models from the event store in one pass: the events replayed, and parked.
+
+        An event a read model cannot take is parked (projections/parking.py), not a failure.
+        """
         unknown = [n for n in names if n not in READ_MODELS]
         if unknown or not names:
             raise KeyError(", ".join(unknown) or "no read model named")
 
-        def counted() -> Iterator[ProjectedEvent]:
-            for i, event in enumerate(self.replay(), start=1):
+        def counted() -> Iterator[ProjectedEvent | Unprojectable]:
+            for i, event in enumerate(self.readings(), start=1):
                 yield event
                 if progress and i % 1000 == 0:
                     progress(1000)
 
-        replayed = self.store.rebuild(names, counted(), self.settings.kafka_partitions)
+        outcome = self.store.rebuild(names, counted(), self.settings.kafka_partitions)
         if progress:
-            progress(replayed % 1000)
-        return replayed
+            progress(outcome.events % 1000)
+        return outcome
+
+
+def _uuid(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None

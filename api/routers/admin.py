@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from api.auth import Permission, Principal, require
 from api.deps import Context, ServicesDep
-from api.schemas import ProjectionOut, RebuildOut, RetentionOut
+from api.schemas import (
+    ParkedEventOut,
+    ParkedOut,
+    ProjectionOut,
+    RebuildOut,
+    RetentionOut,
+    RetryOut,
+)
 from domain.errors import NotFound
 from projections.catalog import READ_MODELS
+from projections.parking import ParkedEvent
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -49,5 +58,66 @@ def rebuild(name: str, user: Admin, services: ServicesDep) -> RebuildOut:
     if name not in READ_MODELS:
         raise NotFound(f"no read model {name!r}; known: {', '.join(READ_MODELS)}")
     started = time.perf_counter()
-    events = services.readmodels.rebuild(name)
-    return RebuildOut(name=name, events=events, seconds=time.perf_counter() - started)
+    outcome = services.readmodels.rebuild(name)
+    positions = outcome.positions()
+    return RebuildOut(
+        name=name,
+        events=outcome.events,
+        seconds=time.perf_counter() - started,
+        parked=len(positions),
+        parked_positions=positions[:1000],
+    )
+
+
+ReadModelName = Annotated[str | None, Query(description="only this read model's parked events")]
+
+
+@router.get("/projections/parked", response_model=ParkedOut)
+def parked(
+    user: Operator,
+    services: ServicesDep,
+    read_model: ReadModelName = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ParkedOut:
+    """Events the read models set aside because they could not apply them, oldest first."""
+    _known(read_model)
+    rows = services.readmodels.store.parked(read_model, limit=limit)
+    return ParkedOut(items=[_parked_out(r) for r in rows])
+
+
+@router.post("/projections/parked/retry", response_model=RetryOut)
+def retry_all(user: Admin, services: ServicesDep, read_model: ReadModelName = None) -> RetryOut:
+    """Apply every parked event again; what fails again stays parked."""
+    _known(read_model)
+    return _retry_out(services.readmodels.retry(read_model))
+
+
+@router.post("/projections/parked/{position}/retry", response_model=RetryOut)
+def retry(
+    user: Admin,
+    services: ServicesDep,
+    position: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    read_model: ReadModelName = None,
+) -> RetryOut:
+    """Apply the parked event at this ledger position again; it stays parked if it fails again."""
+    _known(read_model)
+    if not services.readmodels.store.parked(read_model, position):
+        raise NotFound(f"no parked event at position {position}")
+    return _retry_out(services.readmodels.retry(read_model, position))
+
+
+def _known(read_model: str | None) -> None:
+    if read_model is not None and read_model not in READ_MODELS:
+        raise NotFound(f"no read model {read_model!r}; known: {', '.join(READ_MODELS)}")
+
+
+def _parked_out(row: ParkedEvent) -> ParkedEventOut:
+    fields = asdict(row)
+    return ParkedEventOut(read_model=fields.pop("projection"), **fields)
+
+
+def _retry_out(retried: tuple[list[ParkedEvent], list[ParkedEvent]]) -> RetryOut:
+    applied, still = retried
+    return RetryOut(
+        applied=[_parked_out(r) for r in applied], still_parked=[_parked_out(r) for r in still]
+    )
