@@ -28,7 +28,7 @@ from domain.ledger import AccountEvent
 from domain.privacy import mask_all
 from infra.audit_feed import FeedEvent
 from infra.wiring import Services
-from projections.directory import CONTACT_FIELDS
+from projections.directory import CONTACT_FIELDS, SEALED
 
 
 def account_out(
@@ -173,9 +173,14 @@ def personal_data_out(
     )
 
 
-def directory_entry(row: dict[str, Any], unmasked: bool) -> DirectoryEntryOut:
-    """A directory row as the caller may see it."""
-    contact = {f: row[f] for f in CONTACT_FIELDS if row[f] is not None} or None
+def directory_entry(services: Services, row: dict[str, Any], unmasked: bool) -> DirectoryEntryOut:
+    """A directory row as the caller may see it: contact fields decrypted, masked unless allowed.
+
+    The directory holds them sealed under the account's key; a key destroyed
+    before the erasure reached the directory shows no contact at all.
+    """
+    sealed = {f: row[SEALED[f]] for f in CONTACT_FIELDS if row[SEALED[f]] is not None}
+    contact = (services.ledger.decrypt(row["account_id"], sealed) if sealed else None) or None
     if contact and not unmasked:
         contact = mask_all(contact)
     return DirectoryEntryOut(

@@ -4,11 +4,23 @@ Each personal field is encrypted on its own, with the account id and the field
 name as associated data, so a ciphertext cannot be moved to another account or
 field. Destroying a key (crypto-shredding) keeps its row with no key in it, so
 no later command can quietly create a fresh key for an erased account.
+
+Blind-index tokens (the directory's search) are HMAC-SHA256 under a key derived
+from the master key with HKDF (info "crmledger blind index v1"), over the field
+name and one normalised search term (domain.privacy.search_terms), truncated to
+16 bytes: 128 bits leave no practical collision, and half the index. The key
+is one for the whole ledger, not one per account, or a search would have to
+try every account's key; so equal terms of two accounts share a token (two
+customers named Chan are seen to share a word, never which). Erasure deletes
+an account's tokens with its directory row. Rotating the master key changes
+every token: rebuild the directory after it.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import threading
 from collections import OrderedDict
@@ -16,13 +28,18 @@ from collections.abc import Mapping
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from psycopg_pool import ConnectionPool
 
 from domain.errors import ConflictingState
+from domain.privacy import search_terms
 
 PREFIX = "v1:"
 _NONCE = 12
+BLIND_INDEX_INFO = b"crmledger blind index v1"
+TOKEN_BYTES = 16
 
 
 class PostgresKeyVault:
@@ -105,6 +122,31 @@ class PostgresKeyVault:
 
     def _unwrap(self, account_id: UUID, wrapped: bytes) -> bytes:
         return self._master.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], account_id.bytes)
+
+
+def blind_index_key(master_key: bytes) -> bytes:
+    """The blind index's HMAC key: HKDF-SHA256 of the master key, for this use only."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=BLIND_INDEX_INFO).derive(
+        master_key
+    )
+
+
+class HmacBlindIndex:
+    """The BlindIndex of the ledger: truncated HMAC-SHA256 of each normalised search term."""
+
+    def __init__(self, key: bytes) -> None:
+        # Keyed once: copying a keyed HMAC skips hashing the padded key at every token.
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def tokens(self, field: str, value: str) -> tuple[bytes, ...]:
+        """One token per normalised search term of the field's value."""
+        return tuple(self._token(field, term) for term in search_terms(field, value))
+
+    def _token(self, field: str, term: str) -> bytes:
+        mac = self._keyed.copy()
+        # The field is part of the message: the same text as a name and as an email differs.
+        mac.update(field.encode() + b"\0" + term.encode())
+        return mac.digest()[:TOKEN_BYTES]
 
 
 def _aad(account_id: UUID, field: str) -> bytes:

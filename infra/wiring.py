@@ -12,7 +12,7 @@ from infra.audit_feed import AuditFeed
 from infra.database import database_url, event_store_env, open_pool
 from infra.idempotency import IdempotencyStore
 from infra.inbound_receipts import RECORDER_ENV, receipt_pending
-from infra.keys import PostgresKeyVault
+from infra.keys import HmacBlindIndex, PostgresKeyVault, blind_index_key
 from infra.readmodels import ReadModels
 from infra.schema import create_tables
 from infra.secrets import jwt_secret, master_key
@@ -56,7 +56,7 @@ def bootstrap(settings: Settings | None = None) -> Services:
         segments=frozenset(settings.segments),
     )
     ledger.save_alone = receipt_pending
-    readmodels = ReadModels(ledger, pool, settings)
+    readmodels = ReadModels(ledger, pool, settings, HmacBlindIndex(blind_index_key(key)))
     readmodels.store.create()
     return Services(
         settings=settings,

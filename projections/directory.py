@@ -1,12 +1,22 @@
 """The account directory: one row per account, for search, reports and due-for-review.
 
-Contact fields are kept decrypted so authorised staff can search them; erasure
-blanks them here as it shreds them in the store.
+Contact fields (name, email, phone) are kept as the events carry them: AES-GCM
+ciphertext under the account's key, decrypted by the API for the caller who may
+see them. They are searched through blind-index tokens (domain.privacy), one
+row per field and search term in `account_tokens`, which the events bring with
+them (infra/readmodels.py computes them), so nothing here holds personal data
+in clear and a database backup of the directory is ciphertext only. Erasure
+drops the ciphertext and the tokens, as it shreds the key.
+
+The external reference (a customer number of a source system, not personal in
+the design: it is in clear in every event and message) stays in clear, so roles
+that see contact fields masked can still find an account by it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -17,6 +27,9 @@ from psycopg.rows import dict_row
 from projections.events import ProjectedEvent
 
 CONTACT_FIELDS = ("name", "email", "phone")
+# The directory's column for each contact field: its ciphertext.
+SEALED = {f: f"{f}_sealed" for f in CONTACT_FIELDS}
+NO_TOKENS: Mapping[str, tuple[bytes, ...]] = {}
 
 
 COLUMNS = (
@@ -34,9 +47,7 @@ COLUMNS = (
     "details_current_at",
     "last_activity_at",
     "version",
-    "name",
-    "email",
-    "phone",
+    *SEALED.values(),
     "erased",
 )
 
@@ -64,6 +75,9 @@ class DirectoryFold:
         self.schema = schema
         self.rows: dict[UUID, dict[str, Any]] = {}
         self.touched: set[UUID] = set()
+        # Per account, the fields whose tokens this batch replaces, with their new tokens.
+        self.tokens: dict[UUID, dict[str, tuple[bytes, ...]]] = {}
+        self.opened: set[UUID] = set()  # accounts with no row before this batch: no old tokens
 
     def load(self, conn: Connection, account_ids: set[UUID]) -> None:
         """Read the rows of the batch's accounts."""
@@ -79,6 +93,8 @@ class DirectoryFold:
             if e.account_id in self.rows:
                 return
             customer: Mapping[str, Any] = d.get("customer") or {}
+            self.opened.add(e.account_id)
+            self.tokens[e.account_id] = dict(e.tokens or NO_TOKENS)
             self.rows[e.account_id] = {
                 "account_id": e.account_id,
                 "external_ref": d.get("external_ref"),
@@ -94,7 +110,7 @@ class DirectoryFold:
                 "details_current_at": e.occurred_at,
                 "last_activity_at": e.occurred_at,
                 "version": e.version,
-                **{f: customer.get(f) for f in CONTACT_FIELDS},
+                **{SEALED[f]: customer.get(f) for f in CONTACT_FIELDS},
                 "erased": False,
             }
             self.touched.add(e.account_id)
@@ -104,7 +120,10 @@ class DirectoryFold:
             return
         if e.type == "DetailsUpdated":
             changed = d.get("customer") or {}
-            row.update({f: v for f, v in changed.items() if f in CONTACT_FIELDS})
+            contact = [f for f in CONTACT_FIELDS if f in changed]
+            row.update({SEALED[f]: changed[f] for f in contact})
+            tokens = e.tokens or NO_TOKENS
+            self.tokens.setdefault(e.account_id, {}).update({f: tokens.get(f, ()) for f in contact})
             row["details_current_at"] = e.occurred_at
         elif e.type == "DetailsConfirmed":
             row["details_current_at"] = e.occurred_at
@@ -117,16 +136,21 @@ class DirectoryFold:
                 status="closed", closed_at=e.occurred_at, closed_day=e.day, close_reason=d["reason"]
             )
         elif e.type == "PersonalDataErased":
-            row.update(erased=True, name=None, email=None, phone=None)
+            row.update({"erased": True, **dict.fromkeys(SEALED.values())})
+            self.tokens[e.account_id] = dict.fromkeys(CONTACT_FIELDS, ())
         elif e.type in ACTIVITY_TYPES:
             row["last_activity_at"] = max(row["last_activity_at"], e.occurred_at)
         row["version"] = e.version
         self.touched.add(e.account_id)
 
     def write(self, cur: Cursor[Any]) -> None:
-        """Upsert every touched row, once."""
+        """Upsert every touched row, once, and replace the tokens of the fields that changed."""
         if not self.touched:
             return
+        self._write_rows(cur)
+        self._write_tokens(cur)
+
+    def _write_rows(self, cur: Cursor[Any]) -> None:
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[1:])
         sql = (
             f"INSERT INTO {self.schema}.accounts ({', '.join(COLUMNS)})"
@@ -137,6 +161,42 @@ class DirectoryFold:
             sql.encode(), [tuple(self.rows[a][c] for c in COLUMNS) for a in self.touched]
         )
 
+    def _write_tokens(self, cur: Cursor[Any]) -> None:
+        table = f"{self.schema}.account_tokens"
+        gone = [(a, f) for a, fields in self.tokens.items() if a not in self.opened for f in fields]
+        if gone:
+            cur.execute(
+                f"DELETE FROM {table} t USING unnest(%s::uuid[], %s::text[]) AS d(account_id, kind)"
+                f" WHERE t.account_id = d.account_id AND t.kind = d.kind".encode(),
+                ([a for a, _ in gone], [f for _, f in gone]),
+            )
+        new = [
+            (a, f, token)
+            for a, fields in self.tokens.items()
+            for f, tokens in fields.items()
+            for token in tokens
+        ]
+        if new:
+            cur.execute(
+                f"INSERT INTO {table} (account_id, kind, token)"
+                f" SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bytea[])"
+                f" ON CONFLICT DO NOTHING".encode(),
+                ([a for a, _, _ in new], [f for _, f, _ in new], [t for _, _, t in new]),
+            )
+
+
+@dataclass(frozen=True)
+class DirectoryQuery:
+    """A directory search: an external reference, and the tokens of the personal fields asked for.
+
+    An account matches when its external reference equals `external_ref`, or
+    when it holds every token given for one field (every word of a name, the
+    email, the phone). Without tokens only the external reference is searched.
+    """
+
+    external_ref: str
+    tokens: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)
+
 
 def search_accounts(
     conn: Connection,
@@ -145,33 +205,39 @@ def search_accounts(
     segment: str | None = None,
     status: str | None = None,
     channel: str | None = None,
-    q: str | None = None,
-    q_personal: bool = False,
+    query: DirectoryQuery | None = None,
     after: tuple[datetime, UUID] | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
     """Directory rows matching every filter, oldest opening first, after a keyset cursor.
 
-    `q` matches the external reference, and the contact fields too when
-    `q_personal` is set (only for roles that may see them unmasked, so a masked
-    reader cannot probe for a person by searching).
+    Contact fields come sealed (`name_sealed`, ...): the caller decrypts them
+    for whoever may see them.
     """
-    where, params = ["true"], []
+    where: list[str] = ["true"]
+    params: list[Any] = []
     for column, value in (("segment", segment), ("status", status), ("channel", channel)):
         if value is not None:
             where.append(f"{column} = %s")
             params.append(value)
-    if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        columns = ("external_ref", *CONTACT_FIELDS) if q_personal else ("external_ref",)
-        where.append("(" + " OR ".join(f"{c} ILIKE %s" for c in columns) + ")")
-        params.extend([pattern] * len(columns))
+    if query is not None:
+        matches = ["external_ref = %s"]
+        params.append(query.external_ref)
+        for kind, tokens in query.tokens.items():
+            if not tokens:
+                continue
+            matches.append(
+                f"account_id IN (SELECT account_id FROM {schema}.account_tokens"
+                f" WHERE kind = %s AND token = ANY(%s) GROUP BY account_id HAVING count(*) = %s)"
+            )
+            params.extend([kind, list(tokens), len(set(tokens))])
+        where.append("(" + " OR ".join(matches) + ")")
     if after is not None:
         where.append("(opened_at, account_id) > (%s, %s)")
         params.extend(after)
     sql = (
         f"SELECT account_id, external_ref, status, segment, service_plan, channel, opened_at,"
-        f" closed_at, details_current_at, last_activity_at, name, email, phone, erased"
+        f" closed_at, details_current_at, last_activity_at, {', '.join(SEALED.values())}, erased"
         f" FROM {schema}.accounts WHERE {' AND '.join(where)}"
         f" ORDER BY opened_at, account_id LIMIT %s"
     )

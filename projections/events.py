@@ -31,7 +31,11 @@ class ProjectedEvent:
     occurred_at: datetime
     day: date  # occurred_at's date in the reporting time zone
     actor: str | None
-    data: Mapping[str, Any]
+    data: Mapping[str, Any]  # personal fields as stored: ciphertext
+    # Blind-index tokens of the personal fields the event sets, by field; None
+    # when it sets none, or when their key is destroyed (then the ciphertext,
+    # unreadable for good, is dropped from `data` too).
+    tokens: Mapping[str, tuple[bytes, ...]] | None = None
 
     def decimal(self, name: str) -> Decimal:
         """A money field of the data."""
@@ -41,10 +45,10 @@ class ProjectedEvent:
 def from_cloudevent(
     message: Mapping[str, Any],
     zone: ZoneInfo,
-    customer: Mapping[str, str] | None = None,
+    tokens: Mapping[str, tuple[bytes, ...]] | None = None,
     account_id: UUID | None = None,
 ) -> ProjectedEvent:
-    """Read an outbound CloudEvent; `customer` replaces its ciphertext when given.
+    """Read an outbound CloudEvent, with the blind-index `tokens` of its personal fields.
 
     `account_id` is the message's subject as a UUID, when the caller has it already.
     """
@@ -52,8 +56,8 @@ def from_cloudevent(
     data = message.get("data") or {}
     if not isinstance(data, dict):
         data = dict(data)  # a mapping of another kind, or an error for what is none
-    if "customer" in data:
-        data = {**data, "customer": dict(customer) if customer is not None else None}
+    if tokens is None and data.get("customer"):
+        data = {**data, "customer": None}
     return ProjectedEvent(
         position=int(message["position"]),
         account_id=account_id or UUID(str(message["subject"])),
@@ -63,6 +67,7 @@ def from_cloudevent(
         day=occurred_at.astimezone(zone).date(),
         actor=message.get("actor"),
         data=data,
+        tokens=tokens,
     )
 
 
@@ -73,17 +78,18 @@ def from_stored(
     event_type: str,
     state: Mapping[str, Any],
     zone: ZoneInfo,
-    customer: Mapping[str, str] | None = None,
+    tokens: Mapping[str, tuple[bytes, ...]] | None = None,
 ) -> ProjectedEvent:
     """Read a stored event's plain state (domain.integrity.plain_state), as a rebuild does.
 
     It gives the same event as the outbound CloudEvent of it would: the same
-    data (amounts as strings), business time and actor.
+    data (amounts as strings, personal fields as ciphertext), business time,
+    actor and tokens.
     """
     occurred_at = _datetime(state["occurred_at"])
     data = data_of(state)
-    if "customer" in data:
-        data["customer"] = dict(customer) if customer is not None else None
+    if tokens is None and data.get("customer"):
+        data["customer"] = None
     return ProjectedEvent(
         position=position,
         account_id=account_id,
@@ -93,6 +99,7 @@ def from_stored(
         day=occurred_at.astimezone(zone).date(),
         actor=(state.get("metadata") or {}).get("actor"),
         data=data,
+        tokens=tokens,
     )
 
 

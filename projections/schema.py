@@ -28,14 +28,40 @@ CREATE TABLE IF NOT EXISTS {rm}.accounts (
     details_current_at timestamptz NOT NULL,
     last_activity_at timestamptz NOT NULL,
     version integer NOT NULL,
-    name text,
-    email text,
-    phone text,
+    -- Contact fields as the events carry them: AES-GCM ciphertext under the account's key.
+    name_sealed text,
+    email_sealed text,
+    phone_sealed text,
     erased boolean NOT NULL DEFAULT false
 );
+-- A directory made before contact fields were sealed held them in clear: drop
+-- those columns (a rebuild of the directory then fills the sealed ones and the
+-- tokens, and its TRUNCATE leaves no old row on disk).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_schema = '{rm}' AND table_name = 'accounts' AND column_name = 'email')
+    THEN
+        ALTER TABLE {rm}.accounts DROP COLUMN name, DROP COLUMN email, DROP COLUMN phone,
+            ADD COLUMN name_sealed text, ADD COLUMN email_sealed text,
+            ADD COLUMN phone_sealed text;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS accounts_segment ON {rm}.accounts (segment, status);
 CREATE INDEX IF NOT EXISTS accounts_opened ON {rm}.accounts (opened_day);
 CREATE INDEX IF NOT EXISTS accounts_closed ON {rm}.accounts (closed_day);
+CREATE INDEX IF NOT EXISTS accounts_external_ref ON {rm}.accounts (external_ref);
+
+-- The directory's blind index: a keyed token (truncated HMAC-SHA256) per
+-- contact field and normalised search term (a name's words, an email, a
+-- phone's digits), so personal fields are searched without being held in clear.
+CREATE TABLE IF NOT EXISTS {rm}.account_tokens (
+    account_id uuid NOT NULL,
+    kind text NOT NULL,
+    token bytea NOT NULL,
+    PRIMARY KEY (account_id, kind, token)
+);
+CREATE INDEX IF NOT EXISTS account_tokens_lookup ON {rm}.account_tokens (kind, token);
 
 -- The KPI read model's own view of each account: where its facts belong.
 CREATE TABLE IF NOT EXISTS {rm}.kpi_accounts (
@@ -111,7 +137,7 @@ CREATE TABLE IF NOT EXISTS {rm}.segment_changes (
 
 # The tables of each read model: what a rebuild empties.
 TABLES = {
-    "directory": ("accounts",),
+    "directory": ("accounts", "account_tokens"),
     "kpis": ("kpi_accounts", "daily_facts", "sales_daily", "cases", "segment_changes"),
 }
 

@@ -35,7 +35,8 @@ def test_the_directory_pages_with_a_cursor_without_gaps_or_repeats(
     seen: list[str] = []
     cursor = None
     while True:
-        params: dict[str, Any] = {"q": f"DIR-{tag}", "limit": 2}
+        # The tag is a word of every one of the five names.
+        params: dict[str, Any] = {"q": tag, "limit": 2}
         if cursor:
             params["cursor"] = cursor
         page = client.get("/v1/accounts", params=params, headers=auth("customer_service")).json()
@@ -50,11 +51,19 @@ def test_the_directory_filters_and_masks_per_role(
     client: TestClient, auth: Auth, open_account: Opener, services: Services
 ) -> None:
     tag = tagged_accounts(open_account, services, 4)
-    vip = client.get(
-        "/v1/accounts", params={"q": f"DIR-{tag}", "segment": "vip"}, headers=auth("marketing")
-    ).json()["items"]
+    # A masked reader finds an account by its whole external reference only.
+    vip = [
+        item
+        for i in range(4)
+        for item in client.get(
+            "/v1/accounts",
+            params={"q": f"DIR-{tag}-{i}", "segment": "vip"},
+            headers=auth("marketing"),
+        ).json()["items"]
+    ]
     assert len(vip) == 2 and all(i["segment"] == "vip" for i in vip)
     assert vip[0]["contact"]["email"].startswith("d***@")
+    assert vip[0]["contact"]["name"] == f"D*** {tag[0]}*** {vip[0]['external_ref'][-1]}***"
 
     by_name = client.get(
         "/v1/accounts", params={"q": f"Dora {tag} 3"}, headers=auth("customer_service", sub="cs-d")
@@ -77,26 +86,84 @@ def test_the_directory_refuses_bad_input_and_other_roles(client: TestClient, aut
         assert client.get("/v1/accounts", headers=auth(role)).status_code == 403
 
 
-def test_erasure_drops_contact_fields_from_the_directory(
+def test_the_directory_matches_whole_normalised_terms_not_substrings(
+    client: TestClient, auth: Auth, open_account: Opener, services: Services
+) -> None:
+    tag = tagged_accounts(open_account, services, 2)
+    cs = auth("customer_service")
+
+    def refs(q: str) -> list[str]:
+        items = client.get("/v1/accounts", params={"q": q}, headers=cs).json()["items"]
+        return [i["external_ref"] for i in items]
+
+    assert refs(f"DORA {tag.upper()} 1") == [f"DIR-{tag}-1"]  # words in any case
+    assert refs(f"  Dora1.{tag.upper()}@Example.COM ") == [f"DIR-{tag}-1"]  # the whole email
+    assert refs(f"DIR-{tag}-0") == [f"DIR-{tag}-0"]
+    # Parts of a reference, of a word or of an address find nothing.
+    assert refs(f"DIR-{tag}") == []
+    assert refs(tag[:6]) == []
+    assert refs(f"dora1.{tag}@example") == []
+
+
+def test_erasure_drops_contact_fields_and_tokens_from_the_directory(
     client: TestClient, auth: Auth, open_account: Opener, services: Services
 ) -> None:
     tag = tagged_accounts(open_account, services, 1)
-    (item,) = client.get(
-        "/v1/accounts", params={"q": f"DIR-{tag}"}, headers=auth("auditor")
-    ).json()["items"]
+    by_name = {"q": f"Dora {tag}"}
+    (item,) = client.get("/v1/accounts", params=by_name, headers=auth("auditor")).json()["items"]
+    account_id = uuid.UUID(item["id"])
+    assert item["contact"]["name"] == f"Dora {tag} 0"
     client.post(f"/v1/accounts/{item['id']}/erase", headers=auth("admin"))
     services.readmodels.rebuild("directory")
     (after,) = client.get(
-        "/v1/accounts", params={"q": f"DIR-{tag}"}, headers=auth("auditor")
+        "/v1/accounts", params={"q": f"DIR-{tag}-0"}, headers=auth("auditor")
     ).json()["items"]
     assert after["contact"] is None and after["personal_data_erased"] is True
+    assert client.get("/v1/accounts", params=by_name, headers=auth("auditor")).json()["items"] == []
     schema = services.settings.readmodel_schema
     with psycopg.connect(services.database_url) as conn:
         row = conn.execute(
-            f"SELECT name, email, phone FROM {schema}.accounts WHERE account_id = %s".encode(),
-            (uuid.UUID(item["id"]),),
+            f"SELECT name_sealed, email_sealed, phone_sealed FROM {schema}.accounts"
+            f" WHERE account_id = %s".encode(),
+            (account_id,),
         ).fetchone()
+        (tokens,) = conn.execute(
+            f"SELECT count(*) FROM {schema}.account_tokens WHERE account_id = %s".encode(),
+            (account_id,),
+        ).fetchone() or (None,)
     assert row == (None, None, None)
+    assert tokens == 0
+
+
+def test_the_directory_holds_contact_fields_sealed_and_tokens_survive_a_rebuild(
+    open_account: Opener, services: Services
+) -> None:
+    tag = tagged_accounts(open_account, services, 1)
+    schema = services.settings.readmodel_schema
+
+    def stored() -> tuple[Any, list[Any]]:
+        with psycopg.connect(services.database_url) as conn:
+            row = conn.execute(
+                f"SELECT account_id, name_sealed, email_sealed FROM {schema}.accounts"
+                f" WHERE external_ref = %s".encode(),
+                (f"DIR-{tag}-0",),
+            ).fetchone()
+            assert row is not None
+            tokens = conn.execute(
+                f"SELECT kind, token FROM {schema}.account_tokens WHERE account_id = %s"
+                f" ORDER BY kind, token".encode(),
+                (row[0],),
+            ).fetchall()
+        return row, tokens
+
+    row, tokens = stored()
+    assert row[1].startswith("v1:") and tag not in row[1]
+    assert services.ledger.decrypt(row[0], {"name": row[1]}) == {"name": f"Dora {tag} 0"}
+    # Three name words and an email, each a 16-byte token.
+    assert [k for k, _ in tokens] == ["email", "name", "name", "name"]
+    assert all(len(t) == 16 for _, t in tokens)
+    services.readmodels.rebuild("directory")
+    assert stored()[1] == tokens
 
 
 def test_projection_status_and_rebuild(

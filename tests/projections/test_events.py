@@ -47,5 +47,19 @@ def test_a_message_and_its_stored_event_project_the_same(services: Services) -> 
 
     assert len(from_kafka) == 4
     assert from_store == from_kafka
-    assert from_store[0].data["customer"] == {"name": "Ivy Lau", "email": "ivy@example.com"}
+    # Personal fields stay ciphertext; the events carry the blind-index tokens of the contact ones.
+    opened = from_store[0]
+    assert ledger.decrypt(account.id, opened.data["customer"]) == {
+        "name": "Ivy Lau",
+        "email": "ivy@example.com",
+        "address": "not projected",
+    }
+    assert "Ivy" not in str(opened.data)
+    index = readmodels.index
+    assert opened.tokens == {
+        "name": index.tokens("name", "ivy LAU"),
+        "email": index.tokens("email", " IVY@example.com"),
+    }
+    assert len(opened.tokens["name"]) == 2
+    assert from_store[3].tokens == {"phone": index.tokens("phone", "85233334444")}
     assert from_store[1].decimal("amount") == Decimal("19.90") and from_store[1].actor == "agent-2"
