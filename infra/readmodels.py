@@ -1,8 +1,12 @@
-"""Read models wired to the ledger: decrypting contact fields, replaying the store, rebuilding.
+"""Read models wired to the ledger: tokens of contact fields, replaying the store, rebuilding.
 
 The projector (consumers/projector.py) turns an outbound CloudEvent into a
 ProjectedEvent here; a rebuild reads the stored state into the same event
 (projections/events.py holds both readings, and a test holds them equal).
+Contact fields stay ciphertext in the event and in the directory; they are
+decrypted here only to compute their blind-index tokens (domain.privacy), and
+the clear text goes no further. The vault caches account keys, so a batch
+reads each key at most once.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from psycopg_pool import ConnectionPool
 from domain.account import event_type_of
 from domain.integrity import plain_state
 from domain.ledger import Ledger
+from domain.privacy import SEARCHABLE_FIELDS, BlindIndex
 from infra.event_log import EventLog
 from infra.settings import Settings
 from projections.catalog import READ_MODELS
-from projections.directory import CONTACT_FIELDS
+from projections.directory import DirectoryQuery, search_accounts
 from projections.events import ProjectedEvent, from_cloudevent, from_stored
 from projections.parking import FAILED, UNREADABLE, Unprojectable, is_transient, unprojectable
 from projections.reports import Report, ReportScope, Rows, report_scope, run_report
@@ -33,8 +38,11 @@ ACCOUNT_ID_CACHE = 50_000
 class ReadModels:
     """The read-model store, and how the ledger's events reach it."""
 
-    def __init__(self, ledger: Ledger, pool: ConnectionPool, settings: Settings) -> None:
+    def __init__(
+        self, ledger: Ledger, pool: ConnectionPool, settings: Settings, index: BlindIndex
+    ) -> None:
         self.ledger = ledger
+        self.index = index
         self.settings = settings
         self.zone = ZoneInfo(settings.timezone)
         self.store = ReadModelStore(pool, settings.readmodel_schema)
@@ -43,7 +51,7 @@ class ReadModels:
         self._account_ids: dict[str, UUID] = {}
 
     def projected(self, message: Mapping[str, Any]) -> ProjectedEvent:
-        """The event of an outbound CloudEvent, with its contact fields decrypted."""
+        """The event of an outbound CloudEvent, with blind-index tokens of its contact fields."""
         subject = message["subject"]
         account_id = self._account_ids.get(subject)
         if account_id is None:
@@ -52,10 +60,10 @@ class ReadModels:
                 self._account_ids.clear()
             account_id = self._account_ids[subject] = UUID(str(subject))
         cipher = (message.get("data") or {}).get("customer")
-        clear = None
+        tokens = None
         if isinstance(cipher, dict) and cipher:
-            clear = self._contact(account_id, cipher)
-        return from_cloudevent(message, self.zone, clear, account_id)
+            tokens = self._tokens(account_id, cipher)
+        return from_cloudevent(message, self.zone, tokens, account_id)
 
     def replay(self, after: int = 0, page: int = 5000) -> Iterator[ProjectedEvent]:
         """Every stored event after `after`, in store order, as the projector sees it.
@@ -96,8 +104,8 @@ class ReadModels:
                     state = plain_state(stored)
                     reason = FAILED
                     cipher = state.get("customer")
-                    clear = self._contact(last_id, cipher) if cipher else None
-                    event = from_stored(position, last_id, version, event_type, state, zone, clear)
+                    tokens = self._tokens(last_id, cipher) if cipher else None
+                    event = from_stored(position, last_id, version, event_type, state, zone, tokens)
                 except Exception as e:
                     if is_transient(e):
                         raise
@@ -129,9 +137,30 @@ class ReadModels:
         with self._pool.connection() as conn:
             return scope, run_report(conn, settings.readmodel_schema, report, scope)
 
-    def _contact(self, account_id: UUID, cipher: Mapping[str, str]) -> dict[str, str] | None:
-        wanted = {k: v for k, v in cipher.items() if k in CONTACT_FIELDS}
-        return self.ledger.decrypt(account_id, wanted)
+    def directory(self, q: str | None, *, personal: bool, **filters: Any) -> list[dict[str, Any]]:
+        """Directory rows matching `q` and the filters (search_accounts'), contact fields sealed.
+
+        `q` is an external reference, or with `personal` (a caller who may see
+        contact fields) also a name's words, an email or a phone, each matched
+        exactly through its blind-index tokens.
+        """
+        query = None
+        if q:
+            tokens = {f: self.index.tokens(f, q) for f in SEARCHABLE_FIELDS} if personal else {}
+            query = DirectoryQuery(q.strip(), tokens)
+        with self._pool.connection() as conn:
+            return search_accounts(conn, self.settings.readmodel_schema, query=query, **filters)
+
+    def _tokens(
+        self, account_id: UUID, cipher: Mapping[str, str]
+    ) -> dict[str, tuple[bytes, ...]] | None:
+        # Decrypted only to be tokenised; None once the account's key is destroyed.
+        wanted = {k: v for k, v in cipher.items() if k in SEARCHABLE_FIELDS}
+        clear = self.ledger.decrypt(account_id, wanted)
+        if clear is None:
+            return None
+        index = self.index
+        return {field: index.tokens(field, value) for field, value in clear.items()}
 
     def status(self) -> list[dict[str, Any]]:
         """Each read model's positions per partition and how far it trails the ledger."""
