@@ -74,7 +74,7 @@ ReadModelName = Annotated[str | None, Query(description="only this read model's 
 
 @router.get("/projections/parked", response_model=ParkedOut)
 def parked(
-    user: Operator,
+    user: ProjectionReader,
     services: ServicesDep,
     read_model: ReadModelName = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

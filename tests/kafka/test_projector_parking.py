@@ -316,3 +316,32 @@ def test_the_relays_unreadable_marker_is_parked_and_the_events_behind_it_flow(
     outcome = services.readmodels.rebuild("kpis")
     assert outcome.positions() == [bad_at] and outcome.events == 4
     assert figures(stack) == (2, 1, 1)
+
+
+def test_an_event_the_relay_cannot_read_is_parked_by_the_projector(stack: Stack) -> None:
+    services = stack.services
+    account = open_account(services)
+    for _ in range(3):
+        services.ledger.record_activity(account.id, VISIT, datetime.now(UTC), meta())
+    with services.pool.connection() as conn:
+        (_, (bad_at, _, _, _, state), *_) = EventLog(services.ledger).page(conn, 0, 10)
+        stored_hash = plain_state(state)["hash"]
+        conn.execute(
+            "UPDATE ledger_events SET state = %s WHERE notification_id = %s",
+            (b'{"hash": "' + stored_hash.encode() + b'", "cut": ', bad_at),
+        )
+    publish_store(stack)  # the real relay: its marker in place of the event
+
+    projector = Projector(services, stack.bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS)
+    try:
+        project_all(stack, projector)
+    finally:
+        projector.close()
+
+    assert figures(stack) == (2, 1, 1)
+    parked = services.readmodels.store.parked()
+    assert [(p.projection, p.position, p.reason, p.account_id) for p in parked] == [
+        ("directory", bad_at, "unreadable_in_store", account.id),
+        ("kpis", bad_at, "unreadable_in_store", account.id),
+    ]
+    assert stored_hash in parked[0].error
