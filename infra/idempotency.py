@@ -15,10 +15,14 @@ expired key counts as new. Expired rows are pruned by the claims themselves, a
 bounded delete in the claim's own statement (at most PRUNE_BATCH rows each, the
 oldest first, skipping rows another claim holds), so the table stays about one
 TTL of keys deep with no job to schedule.
+
+The table holds a SHA-256 of each key, not the key: a key is the client's own
+text, and an integrator may well build it from a customer's email or name.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -60,6 +64,11 @@ class Outcome:
     erased: bool | None = None
 
 
+def stored_key(key: str) -> str:
+    """What the table keeps of a client's key: its SHA-256, never the text."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 class KeyReused(Exception):
     """The key was used before for a different request."""
 
@@ -79,7 +88,7 @@ class IdempotencyStore:
         """None when this request may run; the stored outcome when it ran before."""
         args = {
             "actor": actor,
-            "key": key,
+            "key": stored_key(key),
             "hash": request_hash,
             "ttl": self.ttl_seconds,
             "batch": PRUNE_BATCH,
@@ -90,7 +99,7 @@ class IdempotencyStore:
             row = conn.execute(
                 "SELECT request_hash, status, account_id, version, erased, headers"
                 " FROM idempotency_keys WHERE actor = %s AND key = %s",
-                (actor, key),
+                (actor, args["key"]),
             ).fetchone()
         if row is None:  # released or pruned between our insert and select: run
             return self.claim(actor, key, request_hash)
@@ -114,7 +123,7 @@ class IdempotencyStore:
                     outcome.erased,
                     Jsonb(outcome.headers),
                     actor,
-                    key,
+                    stored_key(key),
                 ),
             )
 
@@ -123,5 +132,5 @@ class IdempotencyStore:
         with self._pool.connection() as conn:
             conn.execute(
                 "DELETE FROM idempotency_keys WHERE actor = %s AND key = %s AND status IS NULL",
-                (actor, key),
+                (actor, stored_key(key)),
             )

@@ -46,8 +46,9 @@ CREATE TABLE IF NOT EXISTS {schema}.guidelines (
 );
 
 -- Idempotency keys keep the outcome of a command (account, version), never a
--- response body: a replay renders the account again for its caller, and no
--- personal data sits here in clear (infra/idempotency.py).
+-- response body, and `key` is the SHA-256 of the client's key: a replay renders
+-- the account again for its caller, and no personal data sits here in clear
+-- (infra/idempotency.py).
 CREATE TABLE IF NOT EXISTS {schema}.idempotency_keys (
     actor text NOT NULL,
     key text NOT NULL,
