@@ -91,28 +91,27 @@ class Commands:
     def erase(self, account_id: UUID, act: Callable[[], tuple[CustomerAccount, bool]]) -> EraseOut:
         """Run an erase once per key (If-Match checked first); its answer holds nothing personal."""
         stored = self._claim()
-        if stored is None:
-
-            def checked() -> tuple[CustomerAccount, bool]:
-                # The erase destroys the key before it appends, so a stale
-                # If-Match is refused before anything happens.
-                if self.expected is not None:
-                    version = self.ledger.account(account_id).version
-                    if version != self.expected:
-                        raise StaleVersion(
-                            f"account {account_id} is at version {version}, not {self.expected}"
-                        )
-                return act()
-
-            account, erased = self._run(checked)
+        if stored is not None:
+            self._answer(stored, replayed=True)
+        else:
+            account, erased = self._run(lambda: self._at_expected(account_id, act))
             headers = {"ETag": f'"{account.version}"'}
             stored = self._complete(Outcome(200, account.id, account.version, headers, erased))
             self._answer(stored)
-        else:
-            self._answer(stored, replayed=True)
         return EraseOut(
             account_id=stored.account_id, erased=bool(stored.erased), version=stored.version
         )
+
+    def _at_expected(self, account_id: UUID, act: Callable[[], T]) -> T:
+        # An erase destroys the key before it appends its event, so a stale
+        # If-Match is refused before anything happens, not by the append.
+        if self.expected is not None:
+            version = self.ledger.account(account_id).version
+            if version != self.expected:
+                raise StaleVersion(
+                    f"account {account_id} is at version {version}, not {self.expected}"
+                )
+        return act()
 
     def _claim(self) -> Outcome | None:
         if self._key is None:
