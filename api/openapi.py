@@ -22,6 +22,7 @@ declares that status itself.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -93,14 +94,21 @@ def add_problems(document: dict[str, Any], app: FastAPI) -> None:
                 continue
             responses = operation.setdefault("responses", {})
             for status in sorted(problems_of(route.dependant, method, route.path)):
-                # What a route declares itself (readyz's own 503, say) stays.
-                responses.setdefault(
-                    str(status),
-                    {
+                declared = responses.get(str(status))
+                # What a route declares itself (readyz's own 503, say) stays; FastAPI's
+                # own 422 (application/json) is not what the API answers.
+                if declared is None or _fastapi_validation_error(declared):
+                    responses[str(status)] = {
                         "description": DESCRIPTIONS[status],
                         "content": {PROBLEM: {"schema": ref}},
-                    },
-                )
+                    }
+    if "HTTPValidationError" not in json.dumps(document["paths"]):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+
+
+def _fastapi_validation_error(response: dict[str, Any]) -> bool:
+    return "#/components/schemas/HTTPValidationError" in json.dumps(response)
 
 
 def problems_of(dependant: Dependant, method: str, path: str) -> set[int]:

@@ -7,14 +7,19 @@ invalid input, 422 (the same status and problem type, `invalid-request`, as
 any other query parameter that does not parse), never guessed as UTC. The
 year is bounded (1900 to 9000, as report dates are) so that no comparison or
 conversion of the value can overflow.
+
+A day in a query (a report's `from` and `to`) is a plain date, 2026-04-01:
+days are those of the reporting time zone, and a time or an offset given with
+one would be silently dropped, so it is refused (422) instead.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
@@ -28,3 +33,16 @@ def _within_range(moment: datetime) -> datetime:
 
 Instant = Annotated[AwareDatetime, AfterValidator(_within_range)]
 """A moment with a time zone offset, between the years 1900 and 8999."""
+
+
+_PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _plain_date(value: Any) -> Any:
+    if isinstance(value, str) and not _PLAIN_DATE.fullmatch(value):
+        raise ValueError("must be a date such as 2026-04-01, without a time")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_plain_date)]
+"""A calendar day, written as YYYY-MM-DD and nothing else."""

@@ -7,13 +7,13 @@ before its parameters, so a caller who may not read it learns nothing more.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import MATRIX, CurrentUser, Forbidden, report_permission
 from api.deps import ServicesDep
+from api.params import Day
 from api.report_schemas import ReportInfoOut, ReportListOut, ReportOut
 from projections.report_output import csv_text, report_document
 from projections.reports import REPORTS, Report, report_named
@@ -63,10 +63,10 @@ def read_report(
     report: Readable,
     services: ServicesDep,
     start: Annotated[
-        date | None, Query(alias="from", description="first day; default 90 days before to")
+        Day | None, Query(alias="from", description="first day; default 90 days before to")
     ] = None,
     end: Annotated[
-        date | None, Query(alias="to", description="day after the last; default tomorrow")
+        Day | None, Query(alias="to", description="day after the last; default tomorrow")
     ] = None,
     period: Literal["day", "week", "month", "quarter"] = "month",
     segment: Annotated[str | None, Query(max_length=100)] = None,

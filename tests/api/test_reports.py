@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -293,3 +294,69 @@ def test_management_sets_a_target_and_the_scheme_review_follows(
         assert api.put("/v1/guidelines", json=reset, headers=auth("admin")).status_code == 200
     after = api.get("/v1/guidelines", headers=auth("management")).json()
     assert "turnover" not in after and "visits" not in after
+
+
+# ---- every period on every report ---------------------------------------------------------
+
+# From mid-February to mid-May: the first and last buckets of every period are cut.
+SPAN = {"from": "2026-02-15", "to": "2026-05-20"}
+PERIODS = ("day", "week", "month", "quarter")
+
+
+def _starts_a(period: str, day: date) -> bool:
+    """Whether `day` is the first day of a calendar `period`."""
+    return {
+        "day": True,
+        "week": day.weekday() == 0,
+        "month": day.day == 1,
+        "quarter": day.day == 1 and day.month in (1, 4, 7, 10),
+    }[period]
+
+
+def _totals(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a periodic report adds up to over the range, whatever its period."""
+    counted = {
+        "segment-analysis": ("new_customers", "lost_customers", "migrations_in"),
+        "financial-summary": ("purchases", "refunds", "turnover"),
+        "service-kpis": ("inquiries", "complaints"),
+    }[name]
+    return {c: sum(Decimal(str(r[c])) for r in rows) for c in counted}
+
+
+@pytest.mark.parametrize("name", sorted(REPORTS))
+def test_every_period_works_on_every_report_as_json_and_csv(
+    api: TestClient, auth: Auth, name: str
+) -> None:
+    report, totals = REPORTS[name], {}
+    for period in PERIODS:
+        params = {**SPAN, "period": period}
+        response = api.get(f"/v1/reports/{name}", params=params, headers=auth("auditor"))
+        assert response.status_code == 200, (period, response.text)
+        body = response.json()
+        assert body["period"] == (period if report.periodic else None)
+        rows = body["rows"]
+        csv_response = api.get(
+            f"/v1/reports/{name}", params={**params, "format": "csv"}, headers=auth("auditor")
+        )
+        assert csv_response.status_code == 200, (period, csv_response.text)
+        header, *lines = list(csv.reader(io.StringIO(csv_response.text)))
+        assert (header, len(lines)) == (body["columns"], len(rows))
+        if not report.periodic:
+            continue
+        assert rows, (name, period)
+        for row in rows:
+            start = date.fromisoformat(row["period_start"])
+            end = date.fromisoformat(row["period_end"])
+            assert SPAN["from"] <= row["period_start"] < row["period_end"] <= SPAN["to"], row
+            # A bucket starts at its period's start unless cut by the range, and
+            # ends at the next period's start unless cut by it.
+            assert _starts_a(period, start) or row["period_start"] == SPAN["from"], row
+            assert _starts_a(period, end) or row["period_end"] == SPAN["to"], row
+            assert all(
+                not _starts_a(period, start + timedelta(days=d))
+                for d in range(1, (end - start).days)
+            ), row
+        totals[period] = _totals(name, rows)
+    if report.periodic:
+        assert totals["day"] == totals["week"] == totals["month"] == totals["quarter"]
+        assert any(totals["quarter"].values()), totals
