@@ -24,7 +24,7 @@ import hmac
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
@@ -80,6 +80,25 @@ class PostgresKeyVault:
             )
         with self._lock:
             self._cache.pop(account_id, None)
+
+    def prefetch(self, account_ids: Iterable[UUID]) -> None:
+        """Cache the keys of these accounts in one query (a page of the directory, say)."""
+        with self._lock:
+            missing = list({a for a in account_ids if a not in self._cache})
+        if not missing:
+            return
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT account_id, wrapped_key FROM account_keys"
+                " WHERE account_id = ANY(%s) AND wrapped_key IS NOT NULL",
+                (missing,),
+            ).fetchall()
+        keys = {a: AESGCM(self._unwrap(a, bytes(wrapped))) for a, wrapped in rows}
+        with self._lock:
+            for account_id, key in keys.items():
+                self._cache[account_id] = key
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def is_destroyed(self, account_id: UUID) -> bool:
         """True once the account's key was destroyed."""

@@ -1,11 +1,17 @@
-"""Blind-index tokens: normalised search terms, keyed by a key derived from the master key."""
+"""The directory's keys: blind-index tokens of normalised terms, account keys read by the page."""
 
 from __future__ import annotations
 
 import os
 
+import pytest
+from psycopg_pool import ConnectionPool, PoolClosed
+
 from domain.privacy import search_terms
-from infra.keys import HmacBlindIndex, blind_index_key
+from infra.keys import HmacBlindIndex, PostgresKeyVault, blind_index_key
+from infra.secrets import master_key
+from infra.wiring import Services
+from tests.support import open_plain
 
 
 def test_search_terms_are_whole_normalised_words_addresses_and_digits() -> None:
@@ -42,3 +48,18 @@ def test_tokens_are_keyed_by_the_master_key_and_the_field() -> None:
     assert index.tokens("email", "zebulon") != index.tokens("name", "zebulon")
     assert index.tokens("phone", "+852 9137 4682") == index.tokens("phone", "85291374682")
     assert b"zebulon" not in b"".join(tokens)
+
+
+def test_a_page_of_the_directory_reads_its_account_keys_in_one_go(services: Services) -> None:
+    accounts = [open_plain(services.ledger, f"Prefetch {i}") for i in range(3)]
+    erased, other = open_plain(services.ledger, "Erased"), open_plain(services.ledger, "Other")
+    services.ledger.erase(erased.id, "request", erased.opened_at, {"actor": "t"})
+    options = {"options": f"-c search_path={services.settings.database_schema}"}
+    with ConnectionPool(services.database_url, kwargs=options, min_size=1, open=True) as pool:
+        vault = PostgresKeyVault(pool, master_key(services.settings))
+        vault.prefetch([*(a.id for a in accounts), erased.id])
+    # With the pool closed, only the keys read before can decrypt.
+    for i, account in enumerate(accounts):
+        assert vault.decrypt(account.id, account.customer) == {"name": f"Prefetch {i}"}
+    with pytest.raises(PoolClosed):
+        vault.decrypt(other.id, other.customer)
