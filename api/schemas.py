@@ -136,6 +136,19 @@ def to_activity(body: BaseModel) -> act.Activity:
     return act.ACTIVITIES[kind](**fields)
 
 
+class IntegrityWarningOut(BaseModel):
+    """The account's hash chain breaks: what is shown may not be what was recorded.
+
+    Found by the continuous verifier (or by this read, for an event that cannot
+    be decoded); the same reads carry the header `Crmledger-Integrity`.
+    """
+
+    version: int = Field(description="the first version that breaks the chain")
+    position: int | None = Field(description="that event's position in the ledger")
+    reason: str
+    detected_at: datetime
+
+
 class AccountOut(BaseModel):
     """An account as it stands (or stood, for as-of reads)."""
 
@@ -160,6 +173,9 @@ class AccountOut(BaseModel):
     open_inquiries: list[str]
     open_complaints: list[str]
     recorded_at: datetime = Field(description="when the ledger recorded this version")
+    integrity_warning: IntegrityWarningOut | None = Field(
+        default=None, description="set when the account's hash chain is found broken"
+    )
 
 
 class EventOut(BaseModel):
@@ -167,6 +183,7 @@ class EventOut(BaseModel):
 
     version: int
     type: str
+    unreadable: Literal[False] = False
     occurred_at: datetime
     recorded_at: datetime
     metadata: dict[str, Any]
@@ -175,9 +192,23 @@ class EventOut(BaseModel):
     hash: str
 
 
+class UnreadableEventOut(BaseModel):
+    """A stored event that cannot be read back, shown in its place instead of failing the page."""
+
+    version: int
+    type: Literal["Unreadable"] = "Unreadable"
+    unreadable: Literal[True] = True
+    position: int | None = Field(description="its position in the ledger")
+    hash: str | None = Field(description="the hash named in its stored text, when one is found")
+    reason: str
+
+
 class HistoryOut(BaseModel):
     account_id: UUID
-    events: list[EventOut]
+    events: list[EventOut | UnreadableEventOut]
+    integrity_warning: IntegrityWarningOut | None = Field(
+        default=None, description="set when the account's hash chain is found broken"
+    )
 
 
 class EraseOut(BaseModel):
@@ -208,8 +239,15 @@ class AuditEventOut(EventOut):
     account_id: UUID
 
 
+class UnreadableAuditEventOut(UnreadableEventOut):
+    """A stored event of the global log that cannot be read back, in its place."""
+
+    position: int
+    account_id: UUID
+
+
 class AuditPageOut(BaseModel):
-    events: list[AuditEventOut]
+    events: list[AuditEventOut | UnreadableAuditEventOut]
     next_after: int = Field(description="pass as `after` to read the next page")
 
 
@@ -249,8 +287,16 @@ class PersonalDataOut(BaseModel):
     account_id: UUID
     external_ref: str | None
     personal_data_erased: bool
-    current: dict[str, str] | None
+    current: dict[str, str] | None = Field(
+        description="null once erased, or when an unreadable event keeps the account from"
+        " being built (see unreadable)"
+    )
     records: list[PersonalRecordOut]
+    unreadable: list[UnreadableEventOut] = Field(
+        default_factory=list,
+        description="stored events that cannot be read back: what they hold cannot be shown",
+    )
+    integrity_warning: IntegrityWarningOut | None = None
 
 
 class RetentionOut(BaseModel):

@@ -3,14 +3,23 @@
 A role that may read personal data unmasked sees clear text, and that read is
 written to the access log; a role that may only see it masked gets masked
 values and no log entry (nothing personal was disclosed).
+
+An event that cannot be read back is shown in its place as `Unreadable` (its
+version, position and the hash its stored text names) and the others as ever.
+A read of an account the continuous verifier found broken (infra/verifier.py),
+or in which this read met an unreadable event, carries `integrity_warning` and
+the header `Crmledger-Integrity: broken; version=N; position=P`.
 """
 
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
+
+from fastapi import Response
 
 from api.auth import Permission, Principal
 from api.errors import BadRequest
@@ -19,11 +28,14 @@ from api.schemas import (
     AuditEventOut,
     DirectoryEntryOut,
     EventOut,
+    IntegrityWarningOut,
     PersonalDataOut,
     PersonalRecordOut,
+    UnreadableAuditEventOut,
+    UnreadableEventOut,
 )
 from domain.account import CustomerAccount
-from domain.integrity import data_of
+from domain.integrity import UnreadableEvent, data_of
 from domain.ledger import AccountEvent
 from domain.privacy import mask_all
 from infra.audit_feed import FeedEvent
@@ -61,6 +73,49 @@ def account_out(
         open_inquiries=sorted(account.open_inquiries),
         open_complaints=sorted(account.open_complaints),
         recorded_at=account.modified_on,
+        integrity_warning=integrity_warning(services, account.id),
+    )
+
+
+INTEGRITY_HEADER = "Crmledger-Integrity"
+
+
+def integrity_warning(
+    services: Services, account_id: UUID, events: Sequence[object] = ()
+) -> IntegrityWarningOut | None:
+    """The warning a read of this account carries; None for a whole account.
+
+    The continuous verifier's finding, else the first unreadable event among `events`.
+    """
+    broken = services.integrity.warning(account_id)
+    if broken is not None:
+        return IntegrityWarningOut(
+            version=broken.version,
+            position=broken.position,
+            reason=broken.reason,
+            detected_at=broken.detected_at,
+        )
+    for e in events:
+        if isinstance(e, UnreadableEvent):
+            return IntegrityWarningOut(
+                version=e.version,
+                position=e.position,
+                reason=f"event unreadable: {e.reason}",
+                detected_at=datetime.now(UTC),
+            )
+    return None
+
+
+def flag(response: Response, warning: IntegrityWarningOut | None) -> None:
+    """Set the integrity header of a read that carries a warning."""
+    if warning is not None:
+        at = f"; position={warning.position}" if warning.position is not None else ""
+        response.headers[INTEGRITY_HEADER] = f"broken; version={warning.version}{at}"
+
+
+def _unreadable(e: UnreadableEvent) -> UnreadableEventOut:
+    return UnreadableEventOut(
+        version=e.version, position=e.position, hash=e.stored_hash, reason=e.reason
     )
 
 
@@ -88,20 +143,33 @@ def _reveal(
     return set(clear or ())
 
 
+def _erased(events: Sequence[AccountEvent | UnreadableEvent]) -> bool:
+    # From the events, not the account: the history shows even when the
+    # account cannot be built. Erasure destroys the key first anyway.
+    return any(type(e).__name__ == "PersonalDataErased" for e in events)
+
+
 def history_out(
-    services: Services, account: CustomerAccount, events: list[AccountEvent], user: Principal
-) -> list[EventOut]:
+    services: Services,
+    account_id: UUID,
+    events: list[AccountEvent | UnreadableEvent],
+    user: Principal,
+) -> list[EventOut | UnreadableEventOut]:
     """Every event with its metadata; personal fields decrypted unless erased.
 
     Only roles that may read unmasked reach history, so the whole read is one
     access-log entry naming the fields that were shown.
     """
     shown: set[str] = set()
-    out = []
+    out: list[EventOut | UnreadableEventOut] = []
+    erased = _erased(events)
     for event in events:
+        if isinstance(event, UnreadableEvent):
+            out.append(_unreadable(event))
+            continue
         state: dict[str, Any] = dict(vars(event))
         data = data_of(state)
-        shown |= _reveal(services, account.id, data, account.erased)
+        shown |= _reveal(services, account_id, data, erased)
         out.append(
             EventOut(
                 version=event.originator_version,
@@ -110,17 +178,28 @@ def history_out(
             )
         )
     if shown:
-        services.access_log.record(user.sub, user.roles, account.id, "history", shown)
+        services.access_log.record(user.sub, user.roles, account_id, "history", shown)
     return out
 
 
 def audit_events_out(
-    services: Services, events: list[FeedEvent], user: Principal
-) -> list[AuditEventOut]:
+    services: Services, events: list[FeedEvent | UnreadableEvent], user: Principal
+) -> list[AuditEventOut | UnreadableAuditEventOut]:
     """A page of the global feed, decrypted for the auditor; one log entry per account."""
     shown: dict[UUID, set[str]] = {}
-    out = []
+    out: list[AuditEventOut | UnreadableAuditEventOut] = []
     for e in events:
+        if isinstance(e, UnreadableEvent):
+            out.append(
+                UnreadableAuditEventOut(
+                    account_id=e.account_id,
+                    version=e.version,
+                    position=e.position or 0,
+                    hash=e.stored_hash,
+                    reason=e.reason,
+                )
+            )
+            continue
         data = data_of(e.state)
         fields = _reveal(services, e.account_id, data)
         if fields:
@@ -140,17 +219,34 @@ def audit_events_out(
 
 
 def personal_data_out(
-    services: Services, account: CustomerAccount, events: list[AccountEvent], user: Principal
+    services: Services,
+    account_id: UUID,
+    account: CustomerAccount | None,
+    events: list[AccountEvent | UnreadableEvent],
+    user: Principal,
 ) -> PersonalDataOut:
-    """Every personal field held on the customer, now and in each event; logged."""
+    """Every personal field held on the customer, now and in each event; logged.
+
+    A data access request is answered even when an event cannot be read (and
+    so the account cannot be built, `account` None): the readable records are
+    listed, the unreadable events named, and `current` is null.
+    """
     records = []
+    unreadable = []
     shown: set[str] = set()
+    erased = account.erased if account is not None else _erased(events)
+    external_ref = None
     for event in events:
+        if isinstance(event, UnreadableEvent):
+            unreadable.append(_unreadable(event))
+            continue
         state: dict[str, Any] = dict(vars(event))
+        if type(event).__name__ == "AccountOpened":
+            external_ref = state.get("external_ref")
         data = data_of(state)
         if not isinstance(data.get("customer"), dict) or not data["customer"]:
             continue
-        shown |= _reveal(services, account.id, data, account.erased)
+        shown |= _reveal(services, account_id, data, erased)
         records.append(
             PersonalRecordOut(
                 version=event.originator_version,
@@ -160,16 +256,18 @@ def personal_data_out(
                 fields=data["customer"],
             )
         )
-    current = services.ledger.personal_data(account)
+    current = services.ledger.personal_data(account) if account is not None else None
     services.access_log.record(
-        user.sub, user.roles, account.id, "personal-data", shown | set(current or ())
+        user.sub, user.roles, account_id, "personal-data", shown | set(current or ())
     )
     return PersonalDataOut(
-        account_id=account.id,
-        external_ref=account.external_ref,
-        personal_data_erased=account.erased,
+        account_id=account_id,
+        external_ref=account.external_ref if account is not None else external_ref,
+        personal_data_erased=erased,
         current=current,
         records=records,
+        unreadable=unreadable,
+        integrity_warning=integrity_warning(services, account_id, events),
     )
 
 

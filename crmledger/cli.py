@@ -41,7 +41,7 @@ def serve(
         bool, typer.Option(help="load demo data first when the ledger is empty")
     ] = False,
     only: Annotated[
-        str | None, typer.Option(help="run one role: api, relay, ingest or projector")
+        str | None, typer.Option(help="run one role: api, relay, ingest, projector or verifier")
     ] = None,
 ) -> None:
     """Run the API, the relay and the consumers (or one of them with --only)."""

@@ -1,4 +1,4 @@
-"""The process that runs the ledger's roles: api, relay, ingest, projector (and retention).
+"""The process that runs the roles: api, relay, ingest, projector, verifier (and retention).
 
 `crmledger serve` runs them all in one process; `--only ROLE` runs one per
 process, as production does (consumers scale by partitions). Background roles
@@ -23,7 +23,7 @@ from infra.worker import Worker
 
 log = logging.getLogger(__name__)
 
-ROLES = ("api", "relay", "ingest", "projector")
+ROLES = ("api", "relay", "ingest", "projector", "verifier")
 RETENTION_INTERVAL_S = 24 * 3600
 
 
@@ -73,6 +73,11 @@ def start_background(services: Services, roles: set[str], console: Console) -> l
         workers = [starters[role](services, address) for role in wanted]
     if "api" in roles:
         workers.append(Worker("retention", lambda: RetentionJob(services)).start())
+    if "verifier" in roles:
+        # No broker needed: it reads the ledger only (infra/verifier.py).
+        from infra.verifier import start_verifier
+
+        workers.append(start_verifier(services))
     return workers
 
 

@@ -6,6 +6,8 @@ Each error carries a short `code`: the API maps the class to an HTTP status
 
 from __future__ import annotations
 
+from uuid import UUID
+
 
 class LedgerError(Exception):
     """Base of every refusal the ledger gives for a command or a query."""
@@ -63,3 +65,28 @@ class StaleVersion(LedgerError):
     """The caller's expected version is not the account's current version."""
 
     code = "stale_version"
+
+
+class LedgerIntegrityError(ConflictingState):
+    """A stored event of the account cannot be read back: the account cannot be built.
+
+    A conflict, not a server fault: the request is sound and the service is up,
+    but the account's stored state (its history) forbids answering it; retrying
+    does not help until an operator restores the event. It names the first event
+    that cannot be read: the account, its version and its position in the ledger
+    (None when the position could not be looked up).
+    """
+
+    code = "ledger_integrity"
+
+    def __init__(self, detail: str, account_id: UUID, version: int, position: int | None) -> None:
+        super().__init__(detail)
+        self.account_id = account_id
+        self.version = version
+        self.position = position
+        # The extra fields of its problem+json answer (api/errors.py adds `extra`).
+        self.extra: dict[str, object] = {
+            "account_id": str(account_id),
+            "version": version,
+            "position": position,
+        }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -145,6 +146,63 @@ class StoredRecord:
 
 
 @dataclass(frozen=True)
+class UnreadableEvent:
+    """A stored event whose state cannot be read back into an event.
+
+    Shown in its place in a history or the audit feed, so one bad row does not
+    hide the others: its place, the hash its stored text names (when one can
+    be found in it), and why it could not be read.
+    """
+
+    account_id: UUID
+    version: int
+    position: int | None
+    stored_hash: str | None
+    reason: str
+
+
+# What every event shown to a caller carries, decoded; a state without them cannot be shown.
+_ENVELOPE_TYPES: dict[str, type] = {
+    "occurred_at": datetime,
+    "timestamp": datetime,
+    "metadata": dict,
+    "prev_hash": str,
+    "hash": str,
+}
+
+
+class IncompleteEvent(ValueError):
+    """A decoded event state lacks a field every shown event carries."""
+
+
+def check_envelope(state: Mapping[str, Any]) -> None:
+    """Raise IncompleteEvent when a decoded state lacks an envelope field, or has a wrong one."""
+    for name, kind in _ENVELOPE_TYPES.items():
+        if not isinstance(state.get(name), kind):
+            raise IncompleteEvent(f"its {name} is missing or not a {kind.__name__}")
+
+
+_HASH_IN_TEXT = re.compile(rb'"hash"\s*:\s*"([0-9a-f]{64})"')
+
+
+def stored_hash_of(state: bytes) -> str | None:
+    """The event hash named in a stored state's raw text, even when the text is not JSON."""
+    found = _HASH_IN_TEXT.search(state)
+    return found.group(1).decode() if found else None
+
+
+def stored_record(
+    position: int, account_id: UUID, version: int, event_type: str, state: bytes
+) -> StoredRecord:
+    """The verifier's view of a stored row: its state decoded, or None when it cannot be."""
+    try:
+        decoded: Any = plain_state(state)
+    except ValueError:
+        decoded = None
+    return StoredRecord(position, account_id, version, event_type, decoded)
+
+
+@dataclass(frozen=True)
 class Break:
     """The first place a chain is broken, and why."""
 
@@ -183,15 +241,20 @@ class ChainVerifier:
     """Recomputes every account's chain from records given in store order.
 
     Feed it records with `check`; it keeps only each account's last version and
-    hash, so memory grows with accounts, not events.
+    hash, so memory grows with accounts, not events. `breaks` holds the first
+    break of each broken account (a continuous verifier needs them all).
     """
 
     def __init__(self) -> None:
         self._heads: dict[UUID, tuple[int, str]] = {}
         self.report = VerifyReport()
+        self.breaks: dict[UUID, Break] = {}
 
-    def check(self, record: StoredRecord) -> None:
-        """Check one record; the first break found is kept in the report."""
+    def check(self, record: StoredRecord) -> Break | None:
+        """Check one record; the first break found is kept in the report.
+
+        Returns the break when this record is the first one of its account to break.
+        """
         self.report.events += 1
         stored_hash = record.state.get("hash") if record.state is not None else None
         self.report.digest = next_digest(self.report.digest, str(stored_hash or ""))
@@ -204,10 +267,13 @@ class ChainVerifier:
             # Keep walking so the report counts everything; a broken account
             # keeps its last good head so later events of it break too.
             self._heads.setdefault(record.account_id, (version, prev))
-        if reason is not None and self.report.first_break is None:
-            self.report.first_break = Break(
-                record.account_id, record.version, record.position, reason
-            )
+        if reason is None or record.account_id in self.breaks:
+            return None
+        broken = Break(record.account_id, record.version, record.position, reason)
+        self.breaks[record.account_id] = broken
+        if self.report.first_break is None:
+            self.report.first_break = broken
+        return broken
 
     def finish(self) -> VerifyReport:
         """Close the run and return its report."""

@@ -3,6 +3,11 @@
 It reads the event store's table directly (one indexed query per page) because
 eventsourcing's notification log cannot filter by account. Time filters apply
 to the store's recorded time, the time line auditors replay.
+
+A stored event whose state cannot be decoded does not fail the page: it comes
+as an UnreadableEvent in its place (position, account, version, the hash its
+raw text names). Its recorded time cannot be read either, so a time filter
+keeps it: a corrupt row is shown to the auditor rather than hidden.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from psycopg_pool import ConnectionPool
 
 from domain.account import CustomerAccount, event_type_of
 from domain.errors import InvalidCommand
+from domain.integrity import IncompleteEvent, UnreadableEvent, check_envelope, stored_hash_of
 from domain.ledger import Ledger
 
 EVENT_TOPICS: dict[str, str] = {
@@ -45,7 +51,7 @@ class FeedEvent:
 class FeedPage:
     """A page of the feed; pass `next_after` back as `after` for the next one."""
 
-    events: list[FeedEvent] = field(default_factory=list)
+    events: list[FeedEvent | UnreadableEvent] = field(default_factory=list)
     next_after: int = 0
 
 
@@ -98,15 +104,31 @@ class AuditFeed:
                 rows = conn.execute(query, [page.next_after, *args, limit]).fetchall()
             for position, originator_id, version, topic, state in rows:
                 page.next_after = position
-                decoded = self._decode(bytes(state))
-                recorded: datetime = decoded["timestamp"]
-                if (since and recorded < since) or (until and recorded >= until):
-                    continue
-                page.events.append(
-                    FeedEvent(position, originator_id, version, event_type_of(topic), decoded)
-                )
+                raw = bytes(state)
+                try:
+                    decoded = self._decode(raw)
+                    check_envelope(decoded)
+                except Exception as e:  # decoding is in memory: whatever fails is the row's
+                    page.events.append(
+                        UnreadableEvent(
+                            originator_id, version, position, stored_hash_of(raw), _reason(e)
+                        )
+                    )
+                else:
+                    recorded: datetime = decoded["timestamp"]
+                    if (since and recorded < since) or (until and recorded >= until):
+                        continue
+                    page.events.append(
+                        FeedEvent(position, originator_id, version, event_type_of(topic), decoded)
+                    )
                 if len(page.events) == limit:
                     return page
             if len(rows) < limit:
                 return page
         return page
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, IncompleteEvent):
+        return str(error)
+    return "its stored state cannot be decoded"

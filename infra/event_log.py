@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID
 
 from psycopg import Connection, sql
 
@@ -30,6 +31,7 @@ class EventLog:
 
     def __init__(self, ledger: Ledger) -> None:
         recorder: Any = ledger.recorder
+        self._datastore = recorder.datastore
         self._table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
         self._page = sql.SQL(
             "SELECT " + _COLUMNS + " FROM {} WHERE notification_id > %s"
@@ -38,6 +40,19 @@ class EventLog:
         self._all = sql.SQL(
             "SELECT " + _COLUMNS + " FROM {} WHERE notification_id > %s ORDER BY notification_id"
         ).format(self._table)
+        self._position = sql.SQL(
+            "SELECT notification_id FROM {} WHERE originator_id = %s AND originator_version = %s"
+        ).format(self._table)
+
+    def position_of(self, account_id: UUID, version: int) -> int | None:
+        """Where this version of the account sits in the ledger; None when it is not stored.
+
+        The Ledger asks it (`Ledger.position_of`) to name an unreadable event.
+        """
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(self._position, (account_id, version))
+            row = curs.fetchone()
+        return int(row["notification_id"]) if row else None
 
     def page(self, conn: Connection[Any], after: int, limit: int) -> list[LogRow]:
         """Up to `limit` events after position `after`."""

@@ -54,6 +54,15 @@ DEAD_LETTERS = Counter(
     "Inbound messages sent to the dead-letter topic, by reason",
     ["reason"],
 )
+BROKEN_ACCOUNTS = Gauge(
+    "crmledger_broken_accounts",
+    "Accounts whose hash chain the continuous verifier found broken (infra/verifier.py)",
+)
+RELAY_UNREADABLE = Counter(
+    "crmledger_relay_unreadable_events",
+    "Stored events the relay could not read, published as crmledger.EventUnreadable markers",
+    ["topic"],
+)
 PROJECTION_POSITION = Gauge(
     "crmledger_projection_position",
     "The highest global position a read model applied",
@@ -103,10 +112,12 @@ def refresh(services: Services) -> bool:
         ledger = services.ledger.recorder.max_notification_id() or 0
         relayed = relay_position(services, ACCOUNT_EVENTS) or 0
         readmodels = services.readmodels.status()
+        broken = services.integrity.count()
     except (psycopg.Error, PersistenceError) as e:
         log.warning("metrics: could not read positions from PostgreSQL: %s", e)
         return False
     LEDGER_POSITION.set(ledger)
+    BROKEN_ACCOUNTS.set(broken)
     RELAY_POSITION.labels(ACCOUNT_EVENTS).set(relayed)
     RELAY_LAG.labels(ACCOUNT_EVENTS).set(max(ledger - relayed, 0))
     for model in readmodels:

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = None
     timezone: str = "UTC"
     retention_days: int = Field(default=2555, ge=1)
+    # The continuous verifier reads the whole ledger again this often (infra/verifier.py).
+    verify_sweep_hours: float = Field(default=24, gt=0)
     # How long a re-published inbound CloudEvent (same source and id) is still
     # recognised as applied; older id receipts are pruned (infra/inbound_receipts.py).
     inbound_receipt_days: float = Field(default=7, gt=0)

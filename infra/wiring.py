@@ -9,6 +9,7 @@ from psycopg_pool import ConnectionPool
 from domain.ledger import Ledger
 from infra.access_log import AccessLog
 from infra.audit_feed import AuditFeed
+from infra.event_log import EventLog
 from infra.database import database_url, event_store_env, open_pool
 from infra.idempotency import IdempotencyStore
 from infra.inbound_receipts import RECORDER_ENV, receipt_pending
@@ -17,6 +18,7 @@ from infra.readmodels import ReadModels
 from infra.schema import create_tables
 from infra.secrets import jwt_secret, master_key
 from infra.settings import Settings
+from infra.verifier import BrokenAccounts
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Services:
     audit_feed: AuditFeed
     readmodels: ReadModels
     jwt_secret: str | None
+    integrity: BrokenAccounts
 
     def close(self) -> None:
         """Release connections; safe to call twice."""
@@ -56,6 +59,9 @@ def bootstrap(settings: Settings | None = None) -> Services:
         segments=frozenset(settings.segments),
     )
     ledger.save_alone = receipt_pending
+    ledger.position_of = EventLog(ledger).position_of
+    integrity = BrokenAccounts(pool, settings.database_schema)
+    integrity.create()
     readmodels = ReadModels(ledger, pool, settings, HmacBlindIndex(blind_index_key(key)))
     readmodels.store.create()
     return Services(
@@ -69,4 +75,5 @@ def bootstrap(settings: Settings | None = None) -> Services:
         audit_feed=AuditFeed(pool, ledger, settings.database_schema),
         readmodels=readmodels,
         jwt_secret=secret,
+        integrity=integrity,
     )

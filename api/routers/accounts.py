@@ -34,10 +34,13 @@ from api.views import (
     directory_entry,
     encode_cursor,
     history_out,
+    flag,
     personal_data_out,
+    integrity_warning,
 )
 from domain.account import CustomerAccount
 from infra.wiring import Services
+from domain.errors import LedgerIntegrityError
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
@@ -146,7 +149,9 @@ def read_account(
     if as_of is not None and as_of.tzinfo is None:
         raise BadRequest("as_of needs a time zone offset")
     account = services.ledger.account(account_id, version=version, as_of=as_of)
-    return _show(services, account, user, response, "read")
+    out = _show(services, account, user, response, "read")
+    flag(response, out.integrity_warning)
+    return out
 
 
 @router.patch("/{account_id}", response_model=AccountOut)
@@ -242,19 +247,29 @@ def record_activity(account_id: UUID, body: ActivityIn, cmd: Record) -> AccountO
 
 
 @router.get("/{account_id}/history", response_model=HistoryOut)
-def history(account_id: UUID, user: Historian, services: ServicesDep) -> HistoryOut:
-    """Every event of the account with its metadata and hashes."""
+def history(
+    account_id: UUID, user: Historian, services: ServicesDep, response: Response
+) -> HistoryOut:
+    """Every event of the account with its metadata and hashes (an unreadable one as such)."""
     events = services.ledger.history(account_id)
-    account = services.ledger.account(account_id)
-    return HistoryOut(account_id=account_id, events=history_out(services, account, events, user))
+    warning = integrity_warning(services, account_id, events)
+    flag(response, warning)
+    return HistoryOut(
+        account_id=account_id,
+        events=history_out(services, account_id, events, user),
+        integrity_warning=warning,
+    )
 
 
 @router.get("/{account_id}/personal-data", response_model=PersonalDataOut)
 def personal_data(account_id: UUID, user: PrivacyOfficer, services: ServicesDep) -> PersonalDataOut:
     """Everything held on the customer, now and in each event (a data access request)."""
     events = services.ledger.history(account_id)
-    account = services.ledger.account(account_id)
-    return personal_data_out(services, account, events, user)
+    try:
+        account: CustomerAccount | None = services.ledger.account(account_id)
+    except LedgerIntegrityError:
+        account = None  # the readable records are still owed to the customer
+    return personal_data_out(services, account_id, account, events, user)
 
 
 @router.post("/{account_id}/erase", response_model=EraseOut)
