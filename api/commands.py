@@ -4,7 +4,7 @@ Each command route (open, update, confirm, segment, plan, close, activities,
 erase) asks for a `Commands` made for its permission, and it does for all of
 them what they share: the permission check, the command metadata, If-Match,
 the Idempotency-Key, the ETag (and Location for an open), and the account
-rendered for the caller with its access-log row.
+rendered for the caller with its access-log row (and integrity warning).
 
 A replay (a key used before for the same request) reads the account again at
 the version the first run produced and renders it for the caller who asks now:
@@ -26,7 +26,7 @@ from fastapi import Depends, Header, Request, Response
 from api.auth import Permission, Principal, require
 from api.deps import CommandContext, Context, ExpectedVersion, ServicesDep
 from api.schemas import AccountOut, EraseOut
-from api.views import account_out
+from api.views import account_out, flag
 from domain.account import CustomerAccount
 from domain.errors import StaleVersion
 from domain.ledger import Ledger
@@ -80,13 +80,19 @@ class Commands:
         if stored is not None:
             account = self.ledger.account(stored.account_id, version=stored.version)
             self._answer(stored, replayed=True)
-            return account_out(self.services, account, self.user, f"{what}-replay")
+            return self._show(account, f"{what}-replay")
         account = self._run(act)
         headers = {"ETag": f'"{account.version}"'}
         if located:
             headers["Location"] = f"/v1/accounts/{account.id}"
         self._answer(self._complete(Outcome(status, account.id, account.version, headers)))
-        return account_out(self.services, account, self.user, what)
+        return self._show(account, what)
+
+    def _show(self, account: CustomerAccount, what: str) -> AccountOut:
+        # As every read of an account: its integrity warning in a header too.
+        out = account_out(self.services, account, self.user, what)
+        flag(self._response, out.integrity_warning)
+        return out
 
     def erase(self, account_id: UUID, act: Callable[[], tuple[CustomerAccount, bool]]) -> EraseOut:
         """Run an erase once per key (If-Match checked first); its answer holds nothing personal."""

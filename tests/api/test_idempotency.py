@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
+from domain.integrity import Break
 from infra.idempotency import IdempotencyStore, stored_key
 from infra.wiring import Services
+from tests.support import open_plain, own_ledger
 
 Auth = Callable[..., dict[str, str]]
 Opener = Callable[..., dict[str, Any]]
@@ -237,3 +240,21 @@ def test_the_time_to_live_is_configurable_and_claims_prune_expired_keys(
     # Once expired, a key counts as new even for another request (no KeyReused).
     _backdate(services, kept, hours=2)
     assert short.claim("pruner", kept, "another request") is None
+
+
+def test_a_command_on_a_flagged_account_and_its_replay_carry_the_integrity_warning(
+    auth: Auth,
+) -> None:
+    with own_ledger() as services, TestClient(create_app(services)) as client:
+        account = open_plain(services.ledger, "Flag Holder")
+        services.integrity.record([Break(account.id, 1, 1, "hash does not match")])
+        headers = auth("customer_service", **{"Idempotency-Key": _key()})
+        url = f"/v1/accounts/{account.id}/segment"
+        for response in (
+            client.post(url, json={"segment": "vip"}, headers=headers),
+            client.post(url, json={"segment": "vip"}, headers=headers),
+        ):
+            assert response.status_code == 200, response.text
+            assert response.json()["integrity_warning"]["version"] == 1
+            assert response.headers["crmledger-integrity"] == "broken; version=1; position=1"
+        assert response.headers["idempotent-replayed"] == "true"
