@@ -251,3 +251,39 @@ def test_retention_skips_the_unreadable_account_and_erases_the_others() -> None:
         erased = ledger.erase_expired(30, datetime.now(UTC), META)
 
     assert erased == [ids[1]]
+
+
+def test_an_unreadable_snapshot_is_passed_over_for_the_events() -> None:
+    with own_ledger() as services:
+        account = with_activities(services, "Ann", 99)  # version 100: a snapshot is taken
+        with services.pool.connection() as conn:
+            changed = conn.execute(
+                "UPDATE ledger_snapshots SET state = %s WHERE originator_id = %s",
+                (b"\xff not a snapshot", account),
+            ).rowcount
+        assert changed == 1
+        services.ledger.repository.cache = None
+
+        loaded = services.ledger.account(account)
+
+    assert loaded.version == 100 and loaded.last_activity_at is not None
+
+
+def test_a_decodable_state_missing_its_envelope_is_unreadable_too() -> None:
+    with own_ledger() as services:
+        account = with_activities(services, "Ann", 1)
+        with services.pool.connection() as conn:
+            conn.execute(
+                "UPDATE ledger_events SET state = %s"
+                " WHERE originator_id = %s AND originator_version = 2",
+                (b'{"amount": "1.00"}', account),
+            )
+        services.ledger.repository.cache = None
+
+        with pytest.raises(LedgerIntegrityError) as refused:
+            services.ledger.account(account)
+        entries = services.ledger.history(account)
+
+    assert refused.value.version == 2
+    assert isinstance(entries[1], UnreadableEvent) and entries[1].stored_hash is None
+    assert "occurred_at is missing" in entries[1].reason
