@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from api.app import create_app
-from consumers.projector import Projector
+from consumers.projector import Projector, read_message
 from crmledger.cli import app as cli
 from domain import activities as act
 from domain.activities import apply_activity
@@ -30,6 +30,7 @@ from infra.event_log import EventLog
 from infra.outbound_events import stored_message
 from infra.relay import Relay
 from infra.topics import ACCOUNT_EVENTS, CLOUDEVENTS_JSON
+from projections.events import ProjectedEvent
 from tests.kafka.conftest import SESSION_TIMEOUT_MS, Stack, meta, open_account
 from tests.support import env_for, forge
 
@@ -345,3 +346,25 @@ def test_an_event_the_relay_cannot_read_is_parked_by_the_projector(stack: Stack)
         ("kpis", bad_at, "unreadable_in_store", account.id),
     ]
     assert stored_hash in parked[0].error
+
+
+def test_a_message_that_cannot_be_read_is_parked_at_its_position() -> None:
+    def projected(message: object) -> ProjectedEvent:
+        raise OverflowError("date value out of range")
+
+    body = b'{"type": "crmledger.VisitRecorded", "position": 9, "subject": "x\\u0000"}'
+    parked = read_message(body, projected)
+    assert parked is not None and not isinstance(parked, ProjectedEvent)
+    assert (parked.position, parked.event_type, parked.error_class) == (
+        9,
+        "VisitRecorded",
+        "OverflowError",
+    )
+    assert read_message(b"not json", projected) is None
+    assert read_message(b'{"type": "crmledger.VisitRecorded"}', projected) is None
+
+    def down(message: object) -> ProjectedEvent:
+        raise psycopg.OperationalError("the server is away")
+
+    with pytest.raises(psycopg.OperationalError):
+        read_message(body, down)
