@@ -1,8 +1,12 @@
 """Request and response bodies of the account routes.
 
-Requests are strict about shape and size (unknown fields are refused, strings
-have limits); the domain decides the rules that depend on configuration or
-state (segments, closed accounts, open inquiries).
+Requests derive from the contracts of infra/contracts.py, the same the inbound
+Kafka messages derive from: a command body is its contract plus the fields
+every command may carry (`occurred_at`, `reason`); an activity body is flat,
+its contract's fields beside a `type` (the short name, or the
+`crmledger.<EventName>` the inbound topic uses). The domain decides the rules
+that depend on configuration or state (segments, closed accounts, open
+inquiries).
 """
 
 from __future__ import annotations
@@ -11,129 +15,85 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from domain import activities as act
-from infra.inputs import Cost, Currency, Customer, CustomerChanges, Money, Short, Strict, Text
-
-Channel = Literal["store", "online", "app", "phone"]
+from infra import contracts as c
+from infra.inputs import Strict, Text, Time
 
 
 class Command(Strict):
     """Fields every command may carry."""
 
-    occurred_at: AwareDatetime | None = Field(
-        default=None, description="business time; now when omitted"
-    )
+    occurred_at: Time | None = Field(default=None, description="business time; now when omitted")
     reason: Text | None = None
 
 
-class OpenAccount(Command):
-    external_ref: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    segment: Short
-    service_plan: Short = "standard"
-    channel: Channel
-    customer: Customer
-
-
-class UpdateDetails(Command):
-    customer: CustomerChanges
-
-
-class ConfirmDetails(Command):
+class OpenAccount(c.OpenAccount, Command):
     pass
 
 
-class ChangeSegment(Command):
-    segment: Short
+class UpdateDetails(c.UpdateDetails, Command):
+    pass
 
 
-class ChangePlan(Command):
-    service_plan: Short
+class ConfirmDetails(c.ConfirmDetails, Command):
+    pass
 
 
-class CloseAccount(Command):
-    reason: Literal["customer_request", "inactivity", "fraud", "deceased", "other"]  # type: ignore[assignment]
-    note: Text = ""
+class ChangeSegment(c.ChangeSegment, Command):
+    pass
 
 
-class EraseAccount(Command):
-    reason: Literal["request", "retention"] = "request"  # type: ignore[assignment]
+class ChangePlan(c.ChangePlan, Command):
+    pass
 
 
-class PurchaseIn(Command):
-    type: Literal["purchase"]
-    amount: Money
-    cost: Cost
-    currency: Currency
-    store: Short
+class CloseAccount(c.CloseAccount, Command):
+    """The contract's `reason` (why the account closes) stands for the metadata reason too."""
 
 
-class RefundIn(Command):
-    type: Literal["refund"]
-    amount: Money
-    cost: Cost
-    currency: Currency
-    store: Short
+class EraseAccount(c.EraseAccount, Command):
+    """The contract's `reason` (request or retention) stands for the metadata reason too."""
 
 
-class VisitIn(Command):
-    type: Literal["visit"]
-    channel: Channel
-    location: Short
+def _activity_body(message: c.Message) -> type[Command]:
+    """The flat HTTP body of an activity: its contract's fields, a `type` and a Command's."""
+    return create_model(  # type: ignore[no-any-return,call-overload]
+        f"{message.title()}In",
+        __base__=(message.contract, Command),
+        __module__=__name__,
+        type=(Literal[message.names[::-1]], ...),
+    )
 
 
-class InquiryOpenedIn(Command):
-    type: Literal["inquiry_opened"]
-    inquiry_id: Short
-    channel: Channel
-    topic: Short
-
-
-class InquiryAnsweredIn(Command):
-    type: Literal["inquiry_answered"]
-    inquiry_id: Short
-    channel: Channel
-
-
-class ComplaintLodgedIn(Command):
-    type: Literal["complaint_lodged"]
-    complaint_id: Short
-    category: Short
-    severity: Literal["low", "medium", "high"]
-
-
-class ComplaintResolvedIn(Command):
-    type: Literal["complaint_resolved"]
-    complaint_id: Short
-    resolution: Text
-    satisfied: bool
-
-
-class FeedbackIn(Command):
-    type: Literal["feedback"]
-    score: Annotated[int, Field(ge=1, le=5, strict=True)]
-    comment: Text = ""
-
+ACTIVITY_BODIES = {m.alias: _activity_body(m) for m in c.ACTIVITY_MESSAGES}
+PurchaseIn = ACTIVITY_BODIES["purchase"]
+RefundIn = ACTIVITY_BODIES["refund"]
+VisitIn = ACTIVITY_BODIES["visit"]
+InquiryOpenedIn = ACTIVITY_BODIES["inquiry_opened"]
+InquiryAnsweredIn = ACTIVITY_BODIES["inquiry_answered"]
+ComplaintLodgedIn = ACTIVITY_BODIES["complaint_lodged"]
+ComplaintResolvedIn = ACTIVITY_BODIES["complaint_resolved"]
+FeedbackIn = ACTIVITY_BODIES["feedback"]
 
 ActivityIn = Annotated[
-    PurchaseIn
-    | RefundIn
-    | VisitIn
-    | InquiryOpenedIn
-    | InquiryAnsweredIn
-    | ComplaintLodgedIn
-    | ComplaintResolvedIn
-    | FeedbackIn,
+    PurchaseIn  # type: ignore[valid-type]
+    | RefundIn  # type: ignore[valid-type]
+    | VisitIn  # type: ignore[valid-type]
+    | InquiryOpenedIn  # type: ignore[valid-type]
+    | InquiryAnsweredIn  # type: ignore[valid-type]
+    | ComplaintLodgedIn  # type: ignore[valid-type]
+    | ComplaintResolvedIn  # type: ignore[valid-type]
+    | FeedbackIn,  # type: ignore[valid-type]
     Field(discriminator="type"),
 ]
 
 
 def to_activity(body: BaseModel) -> act.Activity:
     """The domain command value for an activity body."""
-    fields = body.model_dump(exclude={"type", "occurred_at", "reason"})
-    kind: str = getattr(body, "type")  # noqa: B009  (every member of ActivityIn has it)
-    return act.ACTIVITIES[kind](**fields)
+    assert isinstance(body, c.Activity)
+    return body.command()
 
 
 class IntegrityWarningOut(BaseModel):

@@ -22,14 +22,14 @@ from consumers.messages import (
     Activity,
     DetailsUpdated,
     InboundEvent,
-    activity_fields,
 )
 from domain.account import CustomerAccount
-from domain.activities import ACTIVITIES, apply_activity
+from domain.activities import apply_activity
 from domain.ledger import Ledger
+from infra.contracts import ACTIVITY_TYPES
 from infra.inbound_receipts import Receipt, recording
 
-ACTIVITY_TYPES = frozenset(ACTIVITIES)
+__all__ = ["ACTIVITY_TYPES", "ActivityBatch", "apply_event", "event_metadata"]
 
 
 def event_metadata(event: InboundEvent) -> dict[str, Any]:
@@ -73,9 +73,10 @@ def apply_event(ledger: Ledger, event: InboundEvent, receipt: Receipt) -> None:
                 ledger.close_account(
                     event.account_id, event.data.reason, event.data.note, event.time, meta
                 )
+            case Activity():
+                ledger.record_activity(event.account_id, event.command(), event.time, meta)
             case _:
-                activity = ACTIVITIES[event.type](**activity_fields(event))
-                ledger.record_activity(event.account_id, activity, event.time, meta)
+                raise TypeError(f"no command for inbound type {event.type}")
 
 
 @dataclass
@@ -107,8 +108,7 @@ class ActivityBatch:
         account = self.accounts.get(event.account_id) or self.loaded.pop(event.account_id, None)
         if account is None:
             account = self.ledger.account(event.account_id)
-        activity = ACTIVITIES[event.type](**activity_fields(event))
-        apply_activity(account, activity, event.time, event_metadata(event))
+        apply_activity(account, event.command(), event.time, event_metadata(event))
         self.accounts[account.id] = account
         self.items.append((record, event, receipt))
         self.keys.add((event.source, event.id))

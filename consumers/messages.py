@@ -1,110 +1,71 @@
-"""Inbound integration events: CloudEvents 1.0 in structured JSON mode.
+"""Inbound integration events: CloudEvents 1.0 over Kafka, in either content mode.
 
-`parse` turns a message value into one of the inbound event models, or raises
-`NotJSON` or pydantic's `ValidationError`. The models check shape and types;
-rules that depend on configuration or state (segments, channels, closed
-accounts, open inquiries) are the domain's, so its error names the reason.
+`parse(value, headers)` turns a message into one of the inbound event models,
+or raises `NotJSON` or pydantic's `ValidationError`. Both content modes of the
+CloudEvents Kafka binding are read, as the official SDK writes them:
+- structured: the value is the whole CloudEvent as JSON (content-type
+  `application/cloudevents+json`); a message with no CloudEvents headers at
+  all is read this way too, as the ledger's first publishers sent it;
+- binary: the value is the event's data (JSON) and the attributes are
+  `ce_<name>` headers (`ce_specversion`, `ce_id`, `ce_type`, `ce_source`,
+  `ce_subject`, `ce_time`, extensions alike), the data's content type in the
+  `content-type` header. A message is binary when it has a `ce_specversion`
+  header and its content-type is not `application/cloudevents...`.
 
-`data` carries the event's fields as in the domain table. For details_updated
-it is `{"customer": {<changed fields>}}`, like the stored DetailsUpdated event.
-The envelope may carry CloudEvents extension attributes; `correlationid`,
-`department` and `reason`, when given, go into the events' metadata.
+The `type` is `crmledger.<EventName>`, the name the ledger publishes the same
+event under (`crmledger.PurchaseRecorded`); the older names (`purchase`) are
+aliases. `data` is that message's contract (infra/contracts.py), the same the
+HTTP bodies derive from, so both doors refuse the same input with the same
+words. For details_updated `data` is `{"customer": {<changed fields>}}`, like
+the stored DetailsUpdated event. Extension attributes are taken (lower-case
+names, string, integer or boolean values); `correlationid`, `department` and
+`reason`, when given, go into the events' metadata. Rules that depend on
+configuration or state (segments, closed accounts, open inquiries) are the
+domain's, so its error names the reason.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal
+import json
+import re
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from domain import activities as act
 from domain.account import account_id_for
-from infra.inputs import Cost, Currency, Customer, CustomerChanges, Money, Short, Text
+from infra import contracts as c
+from infra.inputs import ONE_LINE, Strict, Time, control_character, read_json
 
 EXTERNAL_PREFIX = "ext:"
+CE_HEADER = "ce_"
+STRUCTURED = "application/cloudevents"
+Headers = Iterable[tuple[str, bytes | None]]
+
+_EXTENSION_NAME = re.compile(r"[a-z0-9]{1,50}")
+Attribute = Annotated[str, Field(min_length=1, max_length=200), ONE_LINE]
 
 
 class NotJSON(ValueError):
     """The message value is not JSON at all."""
 
 
-def _plain_tz(t: datetime) -> datetime:
-    # pydantic gives its own tzinfo class; events keep the standard one.
-    offset = t.utcoffset() or timedelta(0)
-    return t.replace(tzinfo=timezone(offset))
-
-
-class _Data(BaseModel):
-    # Unknown fields are refused: a misspelt field would otherwise vanish quietly.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class AccountOpenedData(_Data):
-    external_ref: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    segment: Short
-    service_plan: Short = "standard"
-    channel: Short
-    customer: Customer
-
-
-class DetailsUpdatedData(_Data):
-    customer: CustomerChanges
-
-
-class AccountClosedData(_Data):
-    reason: Short
-    note: Text = ""
-
-
-class MoneyData(_Data):
-    amount: Money
-    cost: Cost
-    currency: Currency
-    store: Short
-
-
-class VisitData(_Data):
-    channel: Short
-    location: Short
-
-
-class InquiryOpenedData(_Data):
-    inquiry_id: Short
-    channel: Short
-    topic: Short
-
-
-class InquiryAnsweredData(_Data):
-    inquiry_id: Short
-    channel: Short
-
-
-class ComplaintLodgedData(_Data):
-    complaint_id: Short
-    category: Short
-    severity: Short
-
-
-class ComplaintResolvedData(_Data):
-    complaint_id: Short
-    resolution: Text
-    satisfied: Annotated[bool, Field(strict=True)]
-
-
-class FeedbackData(_Data):
-    score: Annotated[int, Field(ge=1, le=5, strict=True)]
-    comment: Text = ""
+def _media_type(value: Any) -> Any:
+    # "application/json; charset=utf-8" is JSON too.
+    return value.split(";", 1)[0].strip().lower() if isinstance(value, str) else value
 
 
 class Envelope(BaseModel):
@@ -114,11 +75,15 @@ class Envelope(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     specversion: Literal["1.0"]
-    id: Annotated[str, Field(min_length=1, max_length=200)]
-    source: Annotated[str, Field(min_length=1, max_length=200)]
-    subject: Annotated[str, Field(min_length=1, max_length=200)]
-    time: Annotated[AwareDatetime, AfterValidator(_plain_tz)]
-    datacontenttype: Literal["application/json"] | None = None
+    id: Attribute
+    source: Attribute
+    type: str
+    subject: Attribute
+    time: Time
+    datacontenttype: Annotated[Literal["application/json"] | None, BeforeValidator(_media_type)] = (
+        None
+    )
+    data: Strict
 
     @field_validator("subject")
     @classmethod
@@ -132,6 +97,19 @@ class Envelope(BaseModel):
         except ValueError:
             raise ValueError("subject must be an account id or ext:<external_ref>") from None
         return v
+
+    @model_validator(mode="after")
+    def _extensions_are_clean(self) -> Envelope:
+        for name, value in (self.model_extra or {}).items():
+            if not _EXTENSION_NAME.fullmatch(name):
+                raise ValueError(f"extension attribute {name!r}: names are a-z and 0-9 only")
+            if isinstance(value, str):
+                why = control_character(value) or ("too long" if len(value) > 1000 else None)
+                if why:
+                    raise ValueError(f"extension attribute {name}: {why}")
+            elif not isinstance(value, int):  # bool is an int
+                raise ValueError(f"extension attribute {name}: a string, integer or boolean")
+        return self
 
     @property
     def external_ref(self) -> str | None:
@@ -152,12 +130,13 @@ class Envelope(BaseModel):
         return None if value is None else str(value)
 
 
-class AccountOpened(Envelope):
-    type: Literal["account_opened"]
-    data: AccountOpenedData
+class Opening(Envelope):
+    """An account opening: its subject and its data name one external_ref."""
+
+    data: c.OpenAccount
 
     @model_validator(mode="after")
-    def _one_external_ref(self) -> AccountOpened:
+    def _one_external_ref(self) -> Opening:
         given, named = self.data.external_ref, self.external_ref
         if given and named and given != named:
             raise ValueError("data.external_ref differs from the subject's")
@@ -171,101 +150,115 @@ class AccountOpened(Envelope):
         return self.data.external_ref or self.external_ref
 
 
-class DetailsUpdated(Envelope):
-    type: Literal["details_updated"]
-    data: DetailsUpdatedData
+class Activity(Envelope):
+    """A service activity on an account."""
+
+    data: c.Activity
+
+    def command(self) -> act.Activity:
+        """The domain's command value for this activity."""
+        return self.data.command()
 
 
-class AccountClosed(Envelope):
-    type: Literal["account_closed"]
-    data: AccountClosedData
+def _inbound(message: c.Message, base: type[Envelope] = Envelope) -> Any:
+    """The inbound event model of a message: its names as `type`, its contract as `data`."""
+    return create_model(
+        message.title(),
+        __base__=base,
+        __module__=__name__,
+        type=(Literal[message.names], ...),
+        data=(message.contract, ...),
+    )
 
 
-class Purchase(Envelope):
-    type: Literal["purchase"]
-    data: MoneyData
+AccountOpened = _inbound(c.ACCOUNT_MESSAGES[0], Opening)
+DetailsUpdated = _inbound(c.ACCOUNT_MESSAGES[1])
+AccountClosed = _inbound(c.ACCOUNT_MESSAGES[2])
+ACTIVITY_EVENTS = {m.alias: _inbound(m, Activity) for m in c.ACTIVITY_MESSAGES}
+Purchase = ACTIVITY_EVENTS["purchase"]
+Refund = ACTIVITY_EVENTS["refund"]
+Visit = ACTIVITY_EVENTS["visit"]
+InquiryOpened = ACTIVITY_EVENTS["inquiry_opened"]
+InquiryAnswered = ACTIVITY_EVENTS["inquiry_answered"]
+ComplaintLodged = ACTIVITY_EVENTS["complaint_lodged"]
+ComplaintResolved = ACTIVITY_EVENTS["complaint_resolved"]
+Feedback = ACTIVITY_EVENTS["feedback"]
 
-
-class Refund(Envelope):
-    type: Literal["refund"]
-    data: MoneyData
-
-
-class Visit(Envelope):
-    type: Literal["visit"]
-    data: VisitData
-
-
-class InquiryOpened(Envelope):
-    type: Literal["inquiry_opened"]
-    data: InquiryOpenedData
-
-
-class InquiryAnswered(Envelope):
-    type: Literal["inquiry_answered"]
-    data: InquiryAnsweredData
-
-
-class ComplaintLodged(Envelope):
-    type: Literal["complaint_lodged"]
-    data: ComplaintLodgedData
-
-
-class ComplaintResolved(Envelope):
-    type: Literal["complaint_resolved"]
-    data: ComplaintResolvedData
-
-
-class Feedback(Envelope):
-    type: Literal["feedback"]
-    data: FeedbackData
-
-
-Activity = (
-    Purchase
-    | Refund
-    | Visit
-    | InquiryOpened
-    | InquiryAnswered
-    | ComplaintLodged
-    | ComplaintResolved
-    | Feedback
-)
-InboundEvent = AccountOpened | DetailsUpdated | AccountClosed | Activity
-
-_inbound: TypeAdapter[InboundEvent] = TypeAdapter(
-    Annotated[InboundEvent, Field(discriminator="type")]
+InboundEvent = Envelope
+_MODELS = (AccountOpened, DetailsUpdated, AccountClosed, *ACTIVITY_EVENTS.values())
+_TAGS = frozenset(name for m in c.MESSAGES for name in m.names)
+_inbound_events: TypeAdapter[Envelope] = TypeAdapter(
+    Annotated[Union[_MODELS], Field(discriminator="type")]  # noqa: UP007  (built at run time)
 )
 
 
-def parse(value: bytes | None) -> InboundEvent:
-    """The inbound event in a message value.
+def parse(value: bytes | None, headers: Headers | None = None) -> Envelope:
+    """The inbound event in a message, in structured or binary content mode.
 
-    Raises NotJSON when the value is not JSON, and ValidationError when it is
-    JSON but not a valid CloudEvent of an inbound type.
+    Raises NotJSON when the value (the event, or its data) is not JSON, and
+    ValidationError when it is not a valid CloudEvent of an inbound type.
     """
+    attributes = binary_attributes(headers or ())
+    if attributes is None:
+        document = _json(value)
+    else:
+        document = attributes if value is None else {**attributes, "data": _json(value)}
+    return _inbound_events.validate_python(document)
+
+
+def _json(value: bytes | None) -> Any:
     if value is None:
         raise NotJSON("the message has no value")
     try:
-        # Parsed by pydantic straight from the bytes, so amounts keep every digit.
-        return _inbound.validate_json(value)
-    except ValidationError as e:
-        errors = e.errors()
-        if errors and errors[0]["type"] == "json_invalid":
-            raise NotJSON(errors[0]["msg"]) from None
-        raise
+        return read_json(value)
+    except json.JSONDecodeError as e:
+        raise NotJSON(str(e)) from None
+
+
+def binary_attributes(headers: Headers) -> dict[str, Any] | None:
+    """The CloudEvent attributes of a binary-mode message's headers; None for structured mode."""
+    attributes: dict[str, Any] = {}
+    content_type: str | None = None
+    problems: list[InitErrorDetails] = []
+    for name, raw in headers:
+        lowered = name.lower()
+        if lowered != "content-type" and not lowered.startswith(CE_HEADER):
+            continue
+        try:
+            text = (raw or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(_header_problem(name, "is not UTF-8"))
+            continue
+        if lowered == "content-type":
+            content_type = text
+            continue
+        attribute = lowered[len(CE_HEADER) :]
+        if attribute in attributes:
+            problems.append(_header_problem(name, "is given twice"))
+        attributes[attribute] = text
+    binary = "specversion" in attributes and not (content_type or "").startswith(STRUCTURED)
+    if not binary:
+        return None
+    if problems:
+        raise ValidationError.from_exception_data("CloudEvent", problems)
+    if content_type is not None:
+        attributes["datacontenttype"] = content_type
+    return attributes
+
+
+def _header_problem(name: str, what: str) -> InitErrorDetails:
+    error = PydanticCustomError("header", "header {name} {what}", {"name": name, "what": what})
+    return {"type": error, "loc": (name,), "input": None}
 
 
 def describe(error: ValidationError) -> str:
     """A short, one-line account of what is wrong with a message."""
     parts = []
     for item in error.errors()[:5]:
-        where = ".".join(str(p) for p in item["loc"]) or "message"
+        loc = list(item["loc"])
+        if loc and loc[0] in _TAGS:  # which of the union's types: the message's own `type`
+            loc = loc[1:]
+        where = ".".join(str(p) for p in loc) or "message"
         parts.append(f"{where}: {item['msg']}")
     more = error.error_count() - len(parts)
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
-
-
-def activity_fields(event: Activity) -> dict[str, Any]:
-    """The activity's fields, named as the domain's activity values name them."""
-    return event.data.model_dump()

@@ -14,13 +14,14 @@ or Kafka messages.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.currencies import MINOR_UNITS
 from domain.errors import AccountClosed, ConflictingState, InvalidCommand
 from domain.integrity import GENESIS_HASH, data_of, event_hash
 
@@ -31,6 +32,10 @@ CLOSE_REASONS = frozenset({"customer_request", "inactivity", "fraud", "deceased"
 SEVERITIES = frozenset({"low", "medium", "high"})
 ERASE_REASONS = frozenset({"request", "retention"})
 MAX_FUTURE = timedelta(minutes=5)
+# No business time, and no date of birth, before this: older ones are typing errors.
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+EARLIEST_DATE = date(1900, 1, 1)
+SCORES = range(1, 6)
 DEFAULT_SEGMENTS = frozenset({"standard", "silver", "gold", "vip", "corporate"})
 
 Metadata = Mapping[str, Any]
@@ -380,7 +385,7 @@ class CustomerAccount(Aggregate):
         """Record the customer's satisfaction score (1 to 5) and comment."""
         self.check_open()
         check_time(occurred_at)
-        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+        if isinstance(score, bool) or not isinstance(score, int) or score not in SCORES:
             raise InvalidCommand("score must be a whole number from 1 to 5")
         self._give_feedback(score, comment, occurred_at, dict(meta))
 
@@ -475,18 +480,29 @@ def check_choice(name: str, value: str, allowed: frozenset[str]) -> None:
 
 
 def check_money(amount: Decimal, cost: Decimal, currency: str) -> None:
-    """Amounts are positive decimals, costs not negative, currencies 3 capital letters."""
+    """Amounts are positive decimals, costs not negative, both in an ISO 4217 currency's units."""
     if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
         raise InvalidCommand("amount must be a positive decimal")
     if not isinstance(cost, Decimal) or not cost.is_finite() or cost < 0:
         raise InvalidCommand("cost must be a decimal of zero or more")
-    if len(currency) != 3 or not currency.isascii() or not currency.isupper():
-        raise InvalidCommand("currency must be a 3-letter ISO code such as HKD")
+    if currency not in MINOR_UNITS:
+        raise InvalidCommand("currency must be an ISO 4217 code such as HKD")
+    for name, value in (("amount", amount), ("cost", cost)):
+        if decimals(value) > MINOR_UNITS[currency]:
+            raise InvalidCommand(f"{name} has more decimals than {currency} has")
+
+
+def decimals(value: Decimal) -> int:
+    """How many decimals the value needs (19.990 needs 2)."""
+    exponent = value.normalize().as_tuple().exponent
+    return max(-exponent, 0) if isinstance(exponent, int) else 0
 
 
 def check_time(occurred_at: datetime) -> None:
-    """Business time must carry a time zone and be at most 5 minutes in the future."""
+    """Business time must carry a time zone, be from 1900 on and at most 5 minutes ahead."""
     if occurred_at.tzinfo is None:
         raise InvalidCommand("occurred_at needs a time zone offset")
+    if occurred_at < EARLIEST_TIME:
+        raise InvalidCommand("occurred_at is before 1900")
     if occurred_at - datetime.now(occurred_at.tzinfo) > MAX_FUTURE:
         raise InvalidCommand("occurred_at is more than 5 minutes in the future")

@@ -1,45 +1,213 @@
-"""Input fields the HTTP API and the inbound consumer check alike.
+"""Input fields the HTTP API and the inbound consumer check alike: text, times, money.
 
-An integrating system gets the same answer for the same customer record
-whether it calls the API or publishes to Kafka.
+An integrating system gets the same answer for the same record whether it
+calls the API or publishes to Kafka: both doors read JSON with `read_json` and
+validate it with the models of infra/contracts.py, built from these fields.
+
+Hygiene, decided here once:
+- Text refuses control characters: C0 (U+0000-U+001F), DEL, C1 (U+0080-U+009F)
+  and lone surrogates (no UTF-8 for them; PostgreSQL cannot store NUL). Free
+  text (a note, a comment, a resolution, an address, a reason) may hold tab,
+  line feed and carriage return, since people write lines; every other field
+  is one line. Format characters (zero-width joiner, bidi marks) are allowed:
+  names in many scripts need them.
+- Times carry an offset, are from 1900-01-01 and at most five minutes ahead
+  (the domain's EARLIEST_TIME and MAX_FUTURE); dates of birth run from 1900 to
+  today. Both are ISO-8601 strings: a number is not taken as a timestamp.
+- Money: a currency is an ISO 4217 code (domain/currencies.py); an amount is a
+  plain decimal, preferably a JSON string ("19.99"), with no more decimals than
+  its currency has. A JSON number is taken only when written as a plain decimal
+  (19.99, 5): `read_json` keeps its digits exactly, and one written with an
+  exponent (1e3), a float from elsewhere, "1_000", " 5" or "NaN" are refused.
 """
 
 from __future__ import annotations
 
-from datetime import date
+import json
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
-Short = Annotated[str, Field(min_length=1, max_length=100)]
-Text = Annotated[str, Field(max_length=1000)]
-Money = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=4, allow_inf_nan=False)]
-Cost = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4, allow_inf_nan=False)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+from domain.account import EARLIEST_DATE, EARLIEST_TIME, MAX_FUTURE, decimals
+from domain.currencies import MINOR_UNITS
+
+# ---- JSON as both doors read it ------------------------------------------------------
 
 
-def _not_future(d: date) -> date:
+class InexactNumber(Decimal):
+    """A JSON number written with an exponent (1e3): not a plain decimal."""
+
+
+def _number(literal: str) -> Decimal:
+    return InexactNumber(literal) if "e" in literal.lower() else Decimal(literal)
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_json(raw: bytes) -> Any:
+    """The JSON document in `raw`: UTF-8 only, numbers with a fraction as exact Decimals.
+
+    Raises json.JSONDecodeError for anything that is not strict JSON in UTF-8
+    (NaN and Infinity included, and numbers too long for Python).
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise json.JSONDecodeError("not UTF-8", "", e.start) from None
+    try:
+        return json.loads(text, parse_float=_number, parse_constant=_constant)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as e:
+        raise json.JSONDecodeError(str(e) or "not JSON", "", 0) from None
+
+
+# ---- text ------------------------------------------------------------------------------
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def control_character(value: str, *, lines: bool = False) -> str | None:
+    """Why `value` is refused as text, or None when it holds no control character.
+
+    With `lines`, tab, line feed and carriage return are allowed (free text).
+    """
+    found = (_CONTROL_BUT_LINES if lines else _CONTROL).search(value)
+    if found is None:
+        return None
+    return (
+        f"control character U+{ord(found.group()):04X} at position {found.start()} is not allowed"
+    )
+
+
+def _refusing(*, lines: bool) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and (why := control_character(value, lines=lines)):
+            raise ValueError(why)
+        return value
+
+    return BeforeValidator(check)
+
+
+ONE_LINE = _refusing(lines=False)
+FREE_TEXT = _refusing(lines=True)
+
+
+Short = Annotated[str, Field(min_length=1, max_length=100), ONE_LINE]
+Text = Annotated[str, Field(max_length=1000), FREE_TEXT]
+Reference = Annotated[str, Field(min_length=1, max_length=64), ONE_LINE]
+
+
+def one_of(allowed: frozenset[str]) -> Any:
+    """The type of a field that takes one of the domain's allowed values."""
+    return Literal[tuple(sorted(allowed))]
+
+
+# ---- times -----------------------------------------------------------------------------
+
+
+_NUMERIC = re.compile(r"\s*[-+]?[0-9]+(\.[0-9]*)?\s*")
+
+
+def _iso_text(value: Any) -> Any:
+    # pydantic would take a number, or a string of digits, as a Unix timestamp.
+    if isinstance(value, int | float | Decimal) or (
+        isinstance(value, str) and _NUMERIC.fullmatch(value)
+    ):
+        raise ValueError("give an ISO-8601 string, not a number")
+    return value
+
+
+def _sane_time(t: datetime) -> datetime:
+    if t < EARLIEST_TIME:
+        raise ValueError("must not be before 1900-01-01")
+    if t - datetime.now(UTC) > MAX_FUTURE:
+        raise ValueError("must not be more than 5 minutes in the future")
+    # pydantic gives its own tzinfo class; events keep the standard one.
+    return t.replace(tzinfo=timezone(t.utcoffset() or timedelta(0)))
+
+
+def _sane_birth(d: date) -> date:
+    if d < EARLIEST_DATE:
+        raise ValueError("must not be before 1900-01-01")
     if d > date.today():
         raise ValueError("date_of_birth is in the future")
     return d
 
 
+Time = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_sane_time)]
+BirthDate = Annotated[date, BeforeValidator(_iso_text), AfterValidator(_sane_birth)]
+
+# ---- money -----------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_NOT_PLAIN = 'must be a plain decimal such as "19.99"'
+
+
+def _plain_decimal(value: Any) -> Any:
+    if isinstance(value, bool | float | InexactNumber):
+        raise ValueError(_NOT_PLAIN)
+    if isinstance(value, str):
+        if not _PLAIN.fullmatch(value):
+            raise ValueError(_NOT_PLAIN)
+        return Decimal(value)
+    return value
+
+
+def _iso_currency(code: str) -> str:
+    if code not in MINOR_UNITS:
+        raise ValueError("must be an ISO 4217 currency code such as HKD")
+    return code
+
+
+_MONEY = Field(max_digits=14, decimal_places=4, allow_inf_nan=False)
+Amount = Annotated[Decimal, BeforeValidator(_plain_decimal), _MONEY, Field(gt=0)]
+Cost = Annotated[Decimal, BeforeValidator(_plain_decimal), _MONEY, Field(ge=0)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_currency)]
+
+
+def check_minor_units(value: Decimal, currency: str | None) -> Decimal:
+    """Refuse an amount finer than its currency's minor unit (19.999 HKD)."""
+    if currency in MINOR_UNITS and decimals(value) > MINOR_UNITS[currency]:
+        raise ValueError(f"must have at most {MINOR_UNITS[currency]} decimals in {currency}")
+    return value
+
+
+# ---- records ---------------------------------------------------------------------------
+
+
 class Strict(BaseModel):
+    """A message part: unknown fields are refused (a misspelt one would vanish quietly)."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Customer(Strict):
     """Personal fields of a customer; stored encrypted."""
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = (
-        None
-    )
+    name: Annotated[str, Field(min_length=1, max_length=200), ONE_LINE]
+    email: (
+        Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), ONE_LINE]
+        | None
+    ) = None
     phone: Annotated[str, Field(max_length=32, pattern=r"^\+?[0-9 ()-]{4,31}$")] | None = None
-    address: Annotated[str, Field(max_length=500)] | None = None
-    date_of_birth: Annotated[date, AfterValidator(_not_future)] | None = None
-    id_document: Annotated[str, Field(max_length=64)] | None = None
+    address: Annotated[str, Field(max_length=500), FREE_TEXT] | None = None
+    date_of_birth: BirthDate | None = None
+    id_document: Annotated[str, Field(max_length=64), ONE_LINE] | None = None
 
     def fields(self) -> dict[str, str]:
         """The given fields as strings (dates in ISO form), as the vault encrypts them."""
@@ -49,7 +217,7 @@ class Customer(Strict):
 class CustomerChanges(Customer):
     """Some personal fields of a customer; at least one."""
 
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None  # type: ignore[assignment]
+    name: Annotated[str, Field(min_length=1, max_length=200), ONE_LINE] | None = None  # type: ignore[assignment]
 
     @model_validator(mode="after")
     def _some(self) -> CustomerChanges:

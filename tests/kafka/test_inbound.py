@@ -195,7 +195,8 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_the_consumer_keeps_going(
         (purchase(subject, "-3"), "invalid_event"),
         (purchase(f"ext:nobody-{uuid.uuid4().hex[:6]}"), "unknown_account"),
         (purchase(f"ext:{closed_ref}"), "account_closed"),
-        (cloud_event("visit", subject, {"channel": "fax", "location": "x"}), "invalid"),
+        (cloud_event("visit", subject, {"channel": "fax", "location": "x"}), "invalid_event"),
+        (opened(f"C-{uuid.uuid4().hex[:8]}", segment="platinum"), "invalid"),  # the domain's rule
         (
             cloud_event("inquiry_answered", subject, {"inquiry_id": "never", "channel": "app"}),
             "conflict",

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import psycopg
 import pytest
+from cloudevents.core.bindings import kafka as kafka_binding
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
 from kafka.errors import KafkaTimeoutError
 from pydantic import ValidationError
 
 from consumers.commands import event_metadata
 from consumers.dead_letters import dead_letter_reason, error_detail
 from consumers.messages import AccountOpened, NotJSON, Purchase, parse
-from domain.account import account_id_for
+from domain.account import CustomerAccount, account_id_for
+from domain.activities import ACTIVITIES
+from domain.activities import Purchase as Purchase_
 from domain.errors import (
     AccountClosed,
     AccountNotFound,
@@ -25,6 +30,7 @@ from domain.errors import (
     InvalidCommand,
     StaleVersion,
 )
+from infra.contracts import ACTIVITY_MESSAGES, MESSAGES
 from tests.kafka.conftest import cloud_event
 
 
@@ -175,3 +181,95 @@ def test_a_customer_record_is_checked_as_the_api_checks_it(customer: dict[str, A
         parse(encoded(opening))
     good = {**opening, "data": {**opening["data"], "customer": {"name": "Ann"}}}
     assert parse(encoded(good)).type == "account_opened"
+
+
+# ---- content modes and names --------------------------------------------------------
+
+
+def sdk_event(type: str, data: dict[str, Any], **attributes: Any) -> Any:
+    """A CloudEvent as the official SDK builds it."""
+    return CloudEvent(
+        attributes={
+            "type": type,
+            "source": "pos/store-12",
+            "id": uuid.uuid4().hex,
+            "subject": "ext:C-1",
+            "time": datetime.now(UTC),
+            "datacontenttype": "application/json",
+            **attributes,
+        },
+        data=data,
+    )
+
+
+@pytest.mark.parametrize("mode", [kafka_binding.to_structured, kafka_binding.to_binary])
+def test_both_content_modes_of_the_sdk_read_alike(mode: Any) -> None:
+    data = {"amount": "19.99", "cost": "12", "currency": "HKD", "store": "s1"}
+    message = mode(sdk_event("crmledger.PurchaseRecorded", data, correlationid="b-1"), JSONFormat())
+    event = parse(message.value, list(message.headers.items()))
+    assert isinstance(event, Purchase)
+    assert event.command() == Purchase_(Decimal("19.99"), Decimal("12"), "HKD", "s1")
+    assert event.extension("correlationid") == "b-1"
+    assert event.account_id == account_id_for("C-1")
+
+
+def test_a_binary_message_is_checked_like_a_structured_one() -> None:
+    bad = {"amount": "19.999", "cost": "12", "currency": "HKD", "store": "s1"}
+    message = kafka_binding.to_binary(sdk_event("purchase", bad), JSONFormat())
+    with pytest.raises(ValidationError, match="at most 2 decimals in HKD"):
+        parse(message.value, list(message.headers.items()))
+    headers = [*message.headers.items(), ("ce_id", b"again")]
+    with pytest.raises(ValidationError, match="given twice"):
+        parse(message.value, headers)
+    with pytest.raises(NotJSON):
+        parse(b"{", list(message.headers.items()))
+
+
+def test_a_binary_message_needs_json_data() -> None:
+    message = kafka_binding.to_binary(
+        sdk_event("visit", {"channel": "app", "location": "x"}), JSONFormat()
+    )
+    headers = {**message.headers, "content-type": b"text/plain"}
+    with pytest.raises(ValidationError, match="datacontenttype"):
+        parse(message.value, list(headers.items()))
+    charset = {**message.headers, "content-type": b"application/json; charset=utf-8"}
+    assert parse(message.value, list(charset.items())).type == "visit"
+
+
+def test_every_inbound_type_has_the_name_the_ledger_publishes_it_under() -> None:
+    published = {
+        name
+        for name, value in vars(CustomerAccount).items()
+        if isinstance(value, type) and issubclass(value, CustomerAccount.Event)
+    }
+    for message in MESSAGES:
+        assert message.event in published, message
+        assert message.type == f"crmledger.{message.event}"
+    assert {m.alias: m.contract.command_type for m in ACTIVITY_MESSAGES} == ACTIVITIES
+
+
+def test_the_old_inbound_names_are_aliases_of_the_new_ones() -> None:
+    data = {"segment": "gold", "channel": "store", "customer": {"name": "A"}}
+    old = parse(encoded(cloud_event("account_opened", "ext:C-9", data)))
+    new = parse(encoded(cloud_event("crmledger.AccountOpened", "ext:C-9", data)))
+    assert type(old) is type(new) is AccountOpened
+
+
+@pytest.mark.parametrize(
+    "extension",
+    [{"Department": "x"}, {"department": "a\x00b"}, {"department": {"nested": 1}}],
+)
+def test_extension_attributes_are_lower_case_names_of_clean_values(
+    extension: dict[str, Any],
+) -> None:
+    with pytest.raises(ValidationError, match="extension attribute"):
+        parse(encoded({**purchase(), **extension}))
+
+
+def test_free_text_may_hold_lines_and_tabs_one_line_fields_may_not() -> None:
+    event = parse(
+        encoded(cloud_event("feedback", "ext:C-1", {"score": 5, "comment": "good\n\tthanks\r\n"}))
+    )
+    assert event.command().comment == "good\n\tthanks"
+    with pytest.raises(ValidationError, match="U\\+0009"):
+        parse(encoded(cloud_event("visit", "ext:C-1", {"channel": "app", "location": "a\tb"})))
