@@ -206,7 +206,7 @@ class Ingest:
         events: list[InboundEvent | Exception] = []
         for record in records:
             try:
-                events.append(parse(record.value))
+                events.append(parse(record.value, record.headers))
             except Exception as e:  # NotJSON, pydantic's ValidationError, or a bug: parked
                 events.append(e)
         self._sent_before, self._spans = None, _spans(records)

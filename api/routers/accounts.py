@@ -12,6 +12,7 @@ from api.auth import Forbidden, Permission, Principal, require
 from api.commands import Erase, Manage, Record
 from api.deps import ServicesDep
 from api.errors import BadRequest
+from api.inputs import ExactJSONRoute
 from api.schemas import (
     AccountOut,
     ActivityIn,
@@ -42,7 +43,7 @@ from domain.account import CustomerAccount
 from infra.wiring import Services
 from domain.errors import LedgerIntegrityError
 
-router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"], route_class=ExactJSONRoute)
 
 Reader = Annotated[Principal, require(Permission.READ_UNMASKED, Permission.READ_MASKED)]
 Historian = Annotated[Principal, require(Permission.READ_HISTORY)]
