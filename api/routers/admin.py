@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -69,7 +70,11 @@ def rebuild(name: str, user: Admin, services: ServicesDep) -> RebuildOut:
     )
 
 
-ReadModelName = Annotated[str | None, Query(description="only this read model's parked events")]
+# An unknown read model is a 422 like any parameter out of its values.
+ReadModel = StrEnum("ReadModel", {name: name for name in READ_MODELS})  # type: ignore[misc]
+ReadModelName = Annotated[
+    ReadModel | None, Query(description="only this read model's parked events")
+]
 
 
 @router.get("/projections/parked", response_model=ParkedOut)
@@ -80,16 +85,14 @@ def parked(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ParkedOut:
     """Events the read models set aside because they could not apply them, oldest first."""
-    _known(read_model)
-    rows = services.readmodels.store.parked(read_model, limit=limit)
+    rows = services.readmodels.store.parked(_name(read_model), limit=limit)
     return ParkedOut(items=[_parked_out(r) for r in rows])
 
 
 @router.post("/projections/parked/retry", response_model=RetryOut)
 def retry_all(user: Admin, services: ServicesDep, read_model: ReadModelName = None) -> RetryOut:
     """Apply every parked event again; what fails again stays parked."""
-    _known(read_model)
-    return _retry_out(services.readmodels.retry(read_model))
+    return _retry_out(services.readmodels.retry(_name(read_model)))
 
 
 @router.post("/projections/parked/{position}/retry", response_model=RetryOut)
@@ -100,15 +103,14 @@ def retry(
     read_model: ReadModelName = None,
 ) -> RetryOut:
     """Apply the parked event at this ledger position again; it stays parked if it fails again."""
-    _known(read_model)
-    if not services.readmodels.store.parked(read_model, position):
+    name = _name(read_model)
+    if not services.readmodels.store.parked(name, position):
         raise NotFound(f"no parked event at position {position}")
-    return _retry_out(services.readmodels.retry(read_model, position))
+    return _retry_out(services.readmodels.retry(name, position))
 
 
-def _known(read_model: str | None) -> None:
-    if read_model is not None and read_model not in READ_MODELS:
-        raise NotFound(f"no read model {read_model!r}; known: {', '.join(READ_MODELS)}")
+def _name(read_model: ReadModel | None) -> str | None:
+    return None if read_model is None else str(read_model.value)
 
 
 def _parked_out(row: ParkedEvent) -> ParkedEventOut:

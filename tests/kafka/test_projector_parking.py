@@ -161,6 +161,10 @@ def test_a_poison_is_parked_and_the_thousand_good_events_behind_it_arrive(
     ]
     assert "NUL" in items[0]["error"] and items[0]["event_type"] == "AccountOpened"
     assert client.get("/v1/admin/projections/parked", headers=auth("auditor")).status_code == 200
+    only = client.get("/v1/admin/projections/parked?read_model=kpis", headers=auth("admin"))
+    assert [i["position"] for i in only.json()["items"]] == [year_one_at]
+    unknown = client.get("/v1/admin/projections/parked?read_model=nope", headers=auth("admin"))
+    assert unknown.status_code == 422
     forbidden = client.get("/v1/admin/projections/parked", headers=auth("customer_service"))
     assert forbidden.status_code == 403
     statuses = client.get("/v1/admin/projections", headers=auth("admin")).json()
