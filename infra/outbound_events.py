@@ -7,10 +7,25 @@ ledger as the ciphertext the event store holds.
 The relay builds tens of thousands of these a second, so the path is lean:
 the event id is computed with hashlib rather than through `uuid.UUID` objects,
 and optional attributes are added only when set instead of filtered afterwards.
+
+A stored event the relay cannot read (its bytes are not JSON, or its envelope
+lacks or mistypes `occurred_at`, `timestamp`, `metadata`, `prev_hash` or
+`hash`) raises `UnreadableEvent`, and the relay publishes a marker in its
+place (`unreadable_message`): a CloudEvent of type `crmledger.EventUnreadable`
+with subject the account id, extension attributes `position`,
+`accountversion` and `hash` (the stored hash when it can be found in the raw
+text; left out otherwise, as CloudEvents reads a null attribute as unset), and
+data {position, account_id, version, stored_hash (or null), error}. Its id is
+its own (uuid5 of the account id and `unreadable:<version>`), so a consumer
+that de-duplicates by id still takes the real event should the row be
+repaired and published again. Whether the event's data fields are right for
+its type is not the relay's to judge: a consumer that cannot apply one parks
+it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from hashlib import sha1
@@ -24,6 +39,11 @@ from domain.account import event_type_of
 from domain.integrity import ENVELOPE_KEYS, plain_state
 
 SOURCE = "crmledger"
+UNREADABLE_TYPE = "crmledger.EventUnreadable"
+MAX_ERROR = 500
+
+# The stored hash in raw event JSON: `"prev_hash"` does not match (no quote before `hash`).
+_STORED_HASH = re.compile(rb'"hash"\s*:\s*"([0-9a-fA-F]{64})"')
 
 # Optional attributes after `recordedtime`, in message order: (attribute, metadata key).
 _META_ATTRIBUTES = (
@@ -110,6 +130,10 @@ def cloudevent(
     return event
 
 
+class UnreadableEvent(ValueError):
+    """A stored event's state is JSON but not an event's: its envelope is missing or ill-typed."""
+
+
 def stored_message(
     position: int, account_id: str, version: int, event_type: str, stored: bytes
 ) -> bytes:
@@ -117,11 +141,71 @@ def stored_message(
 
     The same bytes as `encode(outbound_event(...))` of the decoded event: the
     plain stored JSON holds the values the transcoder would decode, as text.
+    Raises ValueError (UnreadableEvent, or orjson's JSONDecodeError) when the
+    state cannot be read as an event.
     """
     account_bytes = bytes.fromhex(account_id.replace("-", ""))
-    return encode(
-        cloudevent(position, account_id, account_bytes, version, event_type, plain_state(stored))
-    )
+    state = plain_state(stored)
+    # A handful of type checks: the cost of knowing the envelope is whole.
+    if (
+        type(state.get("occurred_at")) is not str
+        or type(state.get("timestamp")) is not str
+        or type(state.get("metadata")) is not dict
+        or type(state.get("prev_hash")) is not str
+        or type(state.get("hash")) is not str
+    ):
+        raise UnreadableEvent(_envelope_fault(state))
+    return encode(cloudevent(position, account_id, account_bytes, version, event_type, state))
+
+
+def _envelope_fault(state: Mapping[str, Any]) -> str:
+    expected = {
+        "occurred_at": str,
+        "timestamp": str,
+        "metadata": dict,
+        "prev_hash": str,
+        "hash": str,
+    }
+    faults = []
+    for key, kind in expected.items():
+        if key not in state:
+            faults.append(f"{key} is missing")
+        elif type(state[key]) is not kind:
+            faults.append(f"{key} is a {type(state[key]).__name__}, not a {kind.__name__}")
+    return "the stored event's envelope is broken: " + ", ".join(faults)
+
+
+def stored_hash(stored: bytes) -> str | None:
+    """The hash written in a stored event's raw JSON text, if one can be found there."""
+    found = _STORED_HASH.findall(bytes(stored))
+    return found[-1].decode() if found else None  # JSON: the last key wins
+
+
+def unreadable_message(
+    position: int, account_id: str, version: int, stored: bytes | None, error: str
+) -> bytes:
+    """The encoded marker the relay publishes for a stored event it cannot read."""
+    hash_ = stored_hash(stored) if stored is not None else None
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": str(uuid5(UUID(account_id), f"unreadable:{version}")),
+        "source": SOURCE,
+        "type": UNREADABLE_TYPE,
+        "subject": account_id,
+        "datacontenttype": "application/json",
+        "data": {
+            "position": position,
+            "account_id": account_id,
+            "version": version,
+            "stored_hash": hash_,
+            "error": error[:MAX_ERROR],
+        },
+        "position": position,
+        "accountversion": version,
+    }
+    if hash_ is not None:
+        event["hash"] = hash_
+    return encode(event)
 
 
 def encode(event: Mapping[str, Any]) -> bytes:

@@ -27,6 +27,14 @@ the same embedded broker runs resumes where it stopped instead.
 
 One relay publishes at a time: it holds a PostgreSQL advisory lock for its
 schema and topic; a second relay waits as a standby until the lock frees.
+
+A stored event the relay cannot read (its bytes are not JSON, or its envelope
+is broken: infra/outbound_events.py) never stops it: it publishes a
+`crmledger.EventUnreadable` marker at that position instead, keyed by the
+account like the event would have been, counts it
+(crmledger_relay_unreadable_events_total), logs it once and goes on. The
+check costs nothing on the happy path: a `try` is free in Python 3.11 until
+it catches.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from psycopg_pool import ConnectionPool
 from domain.account import event_type_of
 from infra.broker import cluster_id, kafka_bootstrap
 from infra.event_log import EventLog, LogRow
-from infra.outbound_events import stored_message
+from infra.outbound_events import stored_message, unreadable_message
 from infra.partitioner import KeyPartitioner
 from infra.topics import ACCOUNT_EVENTS, CLOUDEVENTS_JSON, ensure_topics
 from infra.wiring import Services
@@ -61,6 +69,8 @@ LINGER_MS = 5
 # sooner there; a cluster keeps its addresses: give it kafka-python's default.
 EMBEDDED_DELIVERY_TIMEOUT_MS = 10_000
 CLUSTER_DELIVERY_TIMEOUT_MS = 120_000
+# What reading a stored event may raise when its bytes are not an event's.
+UNREADABLE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS relay_positions (
@@ -134,6 +144,7 @@ class Relay:
             self.position = self._load_position()
         total = 0
         send, topic, placement = self._producer.send, self.topic, self._placement
+        message = self._message
         while stop is None or not stop.is_set():
             with self._pool.connection() as conn:
                 rows = self._log.page(conn, self.position, self._batch_size)
@@ -145,10 +156,14 @@ class Relay:
             futures = []
             for row in rows:
                 key = row[1].encode()
+                try:
+                    value = message(row)
+                except UNREADABLE_ERRORS as e:
+                    value = self._unreadable(row, e)
                 futures.append(
                     send(
                         topic,
-                        value=self._message(row),
+                        value=value,
                         key=key,
                         headers=HEADERS,
                         partition=placement.partition_of(key, partitions),
@@ -174,6 +189,23 @@ class Relay:
         if event_type is None:
             event_type = self._types[topic] = event_type_of(topic)
         return stored_message(position, account, version, event_type, state)
+
+    def _unreadable(self, row: LogRow, error: Exception) -> bytes:
+        """The marker published in place of a stored event that cannot be read."""
+        from infra.metrics import RELAY_UNREADABLE  # infra.metrics imports this module
+
+        position, account, version, _, state = row
+        reason = f"{type(error).__name__}: {error}"
+        log.error(
+            "the stored event at position %d (account %s, version %d) cannot be read (%s);"
+            " published a crmledger.EventUnreadable marker in its place",
+            position,
+            account,
+            version,
+            reason,
+        )
+        RELAY_UNREADABLE.labels(self.topic).inc()
+        return unreadable_message(position, account, version, state, reason)
 
     # ---- following ----------------------------------------------------------------
 
