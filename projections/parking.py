@@ -207,7 +207,8 @@ def parked(
     lock: bool = False,
 ) -> list[ParkedEvent]:
     """Parked events in position order, of one read model or position when given."""
-    where, params = ["true"], []
+    where: list[str] = ["true"]
+    params: list[Any] = []
     if projection is not None:
         where.append("projection = %s")
         params.append(projection)

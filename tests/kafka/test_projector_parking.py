@@ -323,7 +323,9 @@ def test_the_relays_unreadable_marker_is_parked_and_the_events_behind_it_flow(
     assert figures(stack) == (2, 1, 1)
 
 
-def test_an_event_the_relay_cannot_read_is_parked_by_the_projector(stack: Stack) -> None:
+def test_an_event_the_relay_cannot_read_is_parked_by_the_projector(
+    stack: Stack, auth: Auth
+) -> None:
     services = stack.services
     account = open_account(services)
     for _ in range(3):
@@ -350,6 +352,11 @@ def test_an_event_the_relay_cannot_read_is_parked_by_the_projector(stack: Stack)
         ("kpis", bad_at, "unreadable_in_store", account.id),
     ]
     assert stored_hash in parked[0].error
+    # The HTTP rebuild of a ledger holding it answers 200 and names it.
+    client = TestClient(create_app(services))
+    rebuilt = client.post("/v1/admin/projections/directory/rebuild", headers=auth("admin"))
+    assert rebuilt.status_code == 200, rebuilt.text
+    assert (rebuilt.json()["events"], rebuilt.json()["parked_positions"]) == (4, [bad_at])
 
 
 def test_a_message_that_cannot_be_read_is_parked_at_its_position() -> None:
