@@ -18,6 +18,7 @@ from rich.progress import Progress
 from api.auth import ROLES, issue_token
 from domain.errors import LedgerError
 from infra.broker import stop_embedded_broker
+from infra.database import DatabaseUnavailable
 from infra.settings import Settings
 from infra.wiring import Services, bootstrap
 from projections.parking import ParkedEvent
@@ -30,7 +31,12 @@ err = Console(stderr=True)
 
 
 def _services() -> Services:
-    return bootstrap(Settings())
+    try:
+        return bootstrap(Settings())
+    except DatabaseUnavailable as e:
+        # Said in a line within seconds (infra/database.py), not a traceback minutes later.
+        err.print(e.detail)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -137,7 +143,7 @@ def verify(
     try:
         with console.status("verifying the ledger"):
             report = services.ledger.verify(account_id, up_to=position)
-    except LedgerError as e:
+    except (LedgerError, DatabaseUnavailable) as e:
         err.print(e.detail)
         raise typer.Exit(2) from None
     finally:

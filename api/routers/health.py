@@ -1,14 +1,32 @@
-"""Liveness, readiness and metrics."""
+"""Liveness, readiness and metrics.
+
+/healthz answers as long as the process serves HTTP: it touches nothing.
+/readyz answers 200 when the database answers `SELECT 1` within READY_TIMEOUT
+seconds, and otherwise a 503 problem (`urn:crmledger:problem:unavailable`)
+whose detail says why ("database unreachable: ..."), with Retry-After.
+Its body also names each background role of the process that is failing now
+and why ("broker unreachable: ..."): the API serves without the broker (the
+relay publishes later), so a failing role makes the process degraded, not
+unready.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import ServicesDep
+from infra.database import INFRASTRUCTURE_ERRORS, as_unavailable
 from infra.metrics import refresh
+from infra.worker import live_workers
 
 router = APIRouter(tags=["operations"])
+
+# Seconds /readyz waits for a connection and for its statement.
+READY_TIMEOUT = 1.0
 
 
 @router.get("/healthz")
@@ -17,19 +35,24 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-def readyz(services: ServicesDep, response: Response) -> dict[str, str]:
-    """The process can reach its database."""
+@router.get(
+    "/readyz",
+    responses={503: {"description": "not ready: the database is unreachable"}},
+)
+def readyz(services: ServicesDep) -> dict[str, Any]:
+    """The process can reach its database; failing background roles are named."""
     try:
-        with services.pool.connection(timeout=2) as conn:
+        with services.pool.connection(timeout=READY_TIMEOUT) as conn, conn.transaction():
+            conn.execute(f"SET LOCAL statement_timeout = {int(READY_TIMEOUT * 1000)}".encode())
             conn.execute("SELECT 1")
-    except Exception as e:  # any failure to reach the database means not ready
-        response.status_code = 503
-        return {"status": "unavailable", "detail": type(e).__name__}
-    return {"status": "ready"}
+    except INFRASTRUCTURE_ERRORS as e:
+        raise as_unavailable(e) from e
+    roles = {w.name: w.problem or "ok" for w in live_workers()}
+    degraded = any(state != "ok" for state in roles.values())
+    return {"status": "degraded" if degraded else "ready", "database": "ok", "roles": roles}
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 def metrics(services: ServicesDep) -> Response:
     """Prometheus metrics."""
     # Positions kept in PostgreSQL (relay, read models) are read at each scrape.

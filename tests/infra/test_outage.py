@@ -1,0 +1,241 @@
+"""PostgreSQL killed under load: fast 503s meanwhile, recovery by itself after, nothing lost."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from api.auth import issue_token
+from infra.embedded_postgres import pg_ctl
+from tests.support import JWT_SECRET
+
+# Each request during the outage must be answered within this (the issue's bound).
+ANSWER_WITHIN_S = 5.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def embedded_env(home: Path) -> dict[str, str]:
+    """The environment of a `crmledger` run on the embedded defaults under `home`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMLEDGER_")}
+    env.update(
+        {
+            "CRMLEDGER_HOME": str(home),
+            "CRMLEDGER_JWT_SECRET": JWT_SECRET,
+            "CRMLEDGER_KAFKA_SESSION_TIMEOUT_MS": "3000",
+        }
+    )
+    return env
+
+
+def start_serve(home: Path, port: int) -> subprocess.Popen[bytes]:
+    log = (home.parent / f"serve-{port}.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "crmledger", "serve", "--port", str(port)],
+        env=embedded_env(home),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_ready(child: subprocess.Popen[bytes], base: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert child.poll() is None, "serve exited"
+        assert time.monotonic() < deadline, "serve did not become ready"
+        time.sleep(0.2)
+
+
+def postmaster_pid(pgdata: Path) -> int:
+    return int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+
+
+def restart_postgres(pgdata: Path) -> None:
+    """Start the embedded server again on its data directory and socket, as the library does."""
+    socket_dir = (pgdata / "postmaster.pid").read_text().splitlines()[4]
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            pg_ctl(
+                pgdata,
+                "-w",
+                "-o",
+                '-h ""',
+                "-o",
+                f"-k {socket_dir}",
+                "-l",
+                str(pgdata / "log"),
+                "start",
+            )
+            return
+        except subprocess.CalledProcessError:
+            # The killed postmaster's backends may hold its shared memory for a moment.
+            assert time.monotonic() < deadline, (pgdata / "log").read_text()[-2000:]
+            time.sleep(0.5)
+
+
+def stop_postgres(pgdata: Path) -> None:
+    with contextlib.suppress(subprocess.CalledProcessError):
+        pg_ctl(pgdata, "-m", "immediate", "stop")
+
+
+def new_account() -> dict[str, Any]:
+    return {
+        "external_ref": f"O-{uuid.uuid4().hex[:12]}",
+        "segment": "gold",
+        "channel": "store",
+        "customer": {"name": "Ann Lee", "email": "ann@example.com"},
+    }
+
+
+@dataclass
+class Load:
+    """Commands sent back to back from a thread; what each got."""
+
+    base: str
+    headers: dict[str, str]
+    acknowledged: list[str] = field(default_factory=list)
+    answers: list[tuple[float, int, dict[str, str], str]] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.base, timeout=ANSWER_WITHIN_S) as client:
+            while not self.stop.is_set():
+                sent = time.monotonic()
+                try:
+                    r = client.post("/v1/accounts", json=new_account(), headers=self.headers)
+                except httpx.HTTPError as e:  # a timeout: no answer within the bound
+                    self.errors.append(e)
+                    continue
+                self.answers.append((sent, r.status_code, dict(r.headers), r.text))
+                if r.status_code == 201:
+                    self.acknowledged.append(r.json()["id"])
+
+
+def assert_unavailable(r: httpx.Response) -> None:
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert int(r.headers["retry-after"]) > 0
+    assert r.json()["type"] == "urn:crmledger:problem:unavailable"
+
+
+@pytest.fixture
+def embedded_home() -> Iterator[Path]:
+    """A fresh home outside pytest's base directory.
+
+    The embedded server runs as its own user when we are root, and a pytest
+    session starting elsewhere makes pytest-of-<user> private (0700) again.
+    """
+    top = Path(tempfile.mkdtemp(prefix="crmledger-"))
+    top.chmod(0o755)
+    try:
+        yield top / "home"
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture
+def served(embedded_home: Path) -> Iterator[tuple[str, Path]]:
+    """`crmledger serve` on the embedded PostgreSQL and broker of a fresh home."""
+    home = embedded_home
+    home.mkdir()
+    port = free_port()
+    child = start_serve(home, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(child, base)
+        yield base, home / "postgres"
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        stop_postgres(home / "postgres")
+
+
+@pytest.mark.slow
+def test_a_killed_postgres_gets_fast_503s_and_the_ledger_recovers_with_every_command_kept(
+    served: tuple[str, Path],
+) -> None:
+    base, pgdata = served
+    staff = {"Authorization": f"Bearer {issue_token(JWT_SECRET, 'cs', ['customer_service'])}"}
+    auditor = {"Authorization": f"Bearer {issue_token(JWT_SECRET, 'au', ['auditor'])}"}
+    load = Load(base, staff)
+    loader = threading.Thread(target=load.run)
+    loader.start()
+    try:
+        while len(load.acknowledged) < 20:
+            time.sleep(0.05)
+        some_account = load.acknowledged[0]
+        psutil.Process(postmaster_pid(pgdata)).kill()
+        killed_at = time.monotonic()
+
+        with httpx.Client(base_url=base, timeout=ANSWER_WITHIN_S) as client:
+            # Every kind of request, more than once: reads, commands, verify, readiness.
+            for _ in range(3):
+                assert_unavailable(client.get(f"/v1/accounts/{some_account}", headers=staff))
+                assert_unavailable(client.post("/v1/accounts", json=new_account(), headers=staff))
+                assert_unavailable(client.get("/v1/audit/verify", headers=auditor))
+                assert_unavailable(client.get("/v1/accounts", headers=staff))
+                ready = client.get("/readyz")
+                assert_unavailable(ready)
+                assert ready.json()["detail"].startswith("database unreachable")
+                assert client.get("/healthz").status_code == 200
+
+        restart_postgres(pgdata)
+        with httpx.Client(base_url=base, timeout=ANSWER_WITHIN_S) as client:
+            deadline = time.monotonic() + 20
+            while client.get("/readyz").status_code != 200:
+                assert time.monotonic() < deadline, "not ready again after PostgreSQL returned"
+                time.sleep(0.1)
+            acknowledged_before = len(load.acknowledged)
+            while len(load.acknowledged) <= acknowledged_before:
+                assert time.monotonic() < deadline, "commands did not succeed again"
+                time.sleep(0.1)
+    finally:
+        load.stop.set()
+        loader.join(30)
+
+    # Every command of the load was answered within the bound: acknowledged
+    # before the kill and after the return, a 503 problem with Retry-After between.
+    assert not load.errors
+    during = [a for a in load.answers if a[0] > killed_at and a[1] != 201]
+    assert during, "the load saw the outage"
+    for _, status, headers, text in load.answers:
+        assert status in (201, 503), text
+        if status == 503:
+            assert headers["content-type"] == "application/problem+json"
+            assert "retry-after" in headers
+    with httpx.Client(base_url=base, timeout=ANSWER_WITHIN_S) as client:
+        for account_id in load.acknowledged:
+            assert client.get(f"/v1/accounts/{account_id}", headers=staff).status_code == 200
+        assert client.get("/v1/audit/verify", headers=auditor).json()["ok"] is True
