@@ -64,6 +64,7 @@ DESCRIPTIONS = {
 ALSO: dict[tuple[str, str], set[int]] = {
     ("GET", "/v1/audit/verify"): {400, 404},
     ("GET", "/v1/audit/digest"): {404},
+    ("POST", "/v1/admin/projections/parked/retry"): {404},
     ("GET", "/v1/accounts/{account_id}"): {400},
     ("GET", "/v1/accounts"): {400},  # a cursor this API did not give
 }
