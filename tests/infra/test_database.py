@@ -1,0 +1,58 @@
+"""The pools fail fast on a server that is away, and long jobs can lift the statement limit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from infra.database import DatabaseUnavailable, open_pool, statement_timeout
+from infra.wiring import Services
+from tests.serving import free_port
+from tests.support import JWT_SECRET, make_settings
+
+
+def dead_url() -> str:
+    """A PostgreSQL URL where nothing listens."""
+    return f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+
+
+def test_a_pool_on_a_server_that_is_away_says_so_instead_of_waiting() -> None:
+    settings = make_settings(database_url=dead_url(), db_pool_timeout=1.0)
+    with pytest.raises(DatabaseUnavailable, match="database unreachable: connection") as caught:
+        open_pool(settings.database_url or "", settings)
+    assert caught.value.code == "unavailable"
+    assert caught.value.headers["Retry-After"]
+
+
+def test_verify_on_a_server_that_is_away_exits_with_the_reason() -> None:
+    settings = make_settings(database_url=dead_url())
+    assert settings.master_key is not None
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CRMLEDGER_DATABASE_URL": settings.database_url or "",
+        "CRMLEDGER_JWT_SECRET": JWT_SECRET,
+        "CRMLEDGER_MASTER_KEY": settings.master_key.get_secret_value(),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "crmledger", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,  # it waited 300 s and more before
+    )
+    assert done.returncode == 2
+    assert "database unreachable" in done.stderr
+
+
+def test_every_session_has_a_statement_limit_a_long_job_can_lift(services: Services) -> None:
+    with services.pool.connection() as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("5s",)
+        with statement_timeout(conn, 60_000):
+            assert conn.execute("SHOW statement_timeout").fetchone() == ("1min",)
+        conn.rollback()
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("5s",)
+    with services.ledger.recorder.datastore.transaction() as curs:
+        curs.execute("SHOW statement_timeout")
+        assert curs.fetchone() == {"statement_timeout": "5s"}
