@@ -187,14 +187,19 @@ class ReadModelStore:
             if not rows:
                 return None
             row = rows[0]
+            model = READ_MODELS.get(name)
             with conn.cursor() as cur:
-                if isinstance(event, ProjectedEvent):
-                    failed = self._fold_safely(conn, cur, READ_MODELS[name], [event])
+                failure = event
+                if model is None:  # parked by a read model this version no longer has
+                    failure = parking.unprojectable(position, None, None, LookupError(name))
+                elif isinstance(event, ProjectedEvent):
+                    failed = self._fold_safely(conn, cur, model, [event])
                     if not failed:
                         parking.unpark(cur, self.schema, name, position)
                         return True, row
-                    event = failed[0][1]
-                parking.still_failed(cur, self.schema, row, event)
+                    failure = failed[0][1]
+                assert isinstance(failure, Unprojectable)
+                parking.still_failed(cur, self.schema, row, failure)
             (after,) = parking.parked(conn, self.schema, projection=name, position=position)
             return False, after
 
