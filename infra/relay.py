@@ -52,6 +52,7 @@ from psycopg_pool import ConnectionPool
 
 from domain.account import event_type_of
 from infra.broker import cluster_id, kafka_bootstrap
+from infra.database import connection_options
 from infra.event_log import EventLog, LogRow
 from infra.outbound_events import stored_message, unreadable_message
 from infra.partitioner import KeyPartitioner
@@ -212,7 +213,8 @@ class Relay:
     def run(self, stop: threading.Event) -> None:
         """Publish, then wait for new events and publish them, until `stop` is set."""
         schema = self._services.settings.database_schema
-        with psycopg.connect(self._services.database_url, autocommit=True) as conn:
+        url, options = self._services.database_url, connection_options(self._services.settings)
+        with psycopg.connect(url, autocommit=True, **options) as conn:
             if not self._wait_for_lock(conn, f"crmledger-relay:{schema}:{self.topic}", stop):
                 return
             recorder = self._ledger.recorder
