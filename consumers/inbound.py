@@ -21,20 +21,35 @@ holds). A message the ledger refuses is split out of the batch; when the batch
 save itself fails (another writer changed an account meanwhile), its messages
 are applied one by one.
 
-A message that fails through its own fault goes to the dead-letter topic
-(consumers/dead_letters.py decides); the consumer never stops on bad input. A
-dead letter is acknowledged before any later message's receipt commits, since a
-receipt moves the stored offset past it. Any other failure (database or broker
-away) ends the run; the worker restarts it and it resumes from stored offsets.
+No single message stops the consumer. A message that cannot be applied, for
+whatever reason but an outage (not JSON, not a valid event, refused by the
+ledger, refused by PostgreSQL, a bug it meets), goes to the dead-letter topic
+with its reason, whatever its size: one too large for the broker goes as a
+truncated copy (consumers/dead_letters.py decides and sends). A failure of the
+infrastructure (PostgreSQL unreachable or timed out, the broker away) is not
+the message's: it ends the run, the worker backs off and builds the consumer
+again, and it resumes from stored offsets; no good message is parked for it.
+
+A dead letter is acknowledged by the broker before any later message's receipt
+commits, since a receipt moves the stored offset past it; once acknowledged it
+is recorded in PostgreSQL (infra/inbound_receipts.py), so a run that read it
+again after a crash counts it as a duplicate instead of sending it twice. A
+closing consumer (also after a failed run) settles and records the dead
+letters it still has in flight. Only a crash between the acknowledgement and
+that record can send one twice.
 
 The checkpoint of a poll batch: every message applied or dead-lettered; the
-dead letters acknowledged; the stored offsets moved past the dead letters and
-duplicates at the end of the batch; then the offsets committed to Kafka.
+dead letters acknowledged and recorded; the stored offsets moved past the dead
+letters and duplicates at the end of the batch; then the offsets committed to
+Kafka.
+
+The consumer also prunes CloudEvent id receipts older than
+CRMLEDGER_INBOUND_RECEIPT_DAYS (default 7) when it starts and every hour: the
+window within which a message published again is recognised as applied.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -42,23 +57,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
-from kafka import KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from consumers.commands import ACTIVITY_TYPES, ActivityBatch, apply_event
-from consumers.dead_letters import (
-    SentLetter,
-    dead_letter,
-    dead_letter_limit,
-    dead_letter_reason,
-    error_detail,
-    is_infrastructure,
-    refused_for_size,
-    send_truncated,
-)
+from consumers.dead_letter_outbox import DeadLetterOutbox
+from consumers.dead_letters import dead_letter_reason, error_detail, is_infrastructure
 from consumers.messages import Activity, InboundEvent, parse
 from domain.errors import LedgerError
 from infra.broker import cluster_id, group_consumer, kafka_bootstrap
@@ -67,9 +74,7 @@ from infra.inbound_receipts import (
     Receipt,
     advance_offsets,
     applied_events,
-    dead_lettered,
     prune_receipts,
-    record_dead_letters,
     stored_offsets,
 )
 from infra.metrics import forget_ingest_lag, set_ingest_lag
@@ -80,10 +85,6 @@ from infra.worker import Worker
 log = logging.getLogger(__name__)
 
 GROUP = "crmledger-ingest"
-# How long acknowledging dead letters may take before the run fails.
-DEAD_LETTER_WAIT_S = 30.0
-# How long a closing consumer waits for the dead letters it still holds.
-CLOSING_WAIT_S = 5.0
 # How often a running consumer prunes old CloudEvent id receipts.
 PRUNE_INTERVAL_S = 3600.0
 
@@ -144,21 +145,9 @@ class Ingest:
         self.topic = topic
         self.cluster_id = cluster_id(bootstrap)
         self.totals = BatchResult()
-        self._unsettled: list[SentLetter] = []
-        # Of the batch being applied: the messages sent to the dead-letter topic
-        # before (by an earlier run), looked up on its first dead letter.
-        self._sent_before: set[tuple[str, int, int]] | None = None
-        self._spans: dict[tuple[str, int], tuple[int, int]] = {}
         self._receipt_days = services.settings.inbound_receipt_days
         self._next_prune = 0.0
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id="crmledger-ingest-dlq",
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-        )
-        self._dlq_limit = dead_letter_limit(bootstrap)
+        self._dead_letters = DeadLetterOutbox(self._pool, bootstrap, self.cluster_id, group)
         self._consumer = group_consumer(
             services.settings,
             bootstrap,
@@ -209,7 +198,7 @@ class Ingest:
                 events.append(parse(record.value, record.headers))
             except Exception as e:  # NotJSON, pydantic's ValidationError, or a bug: parked
                 events.append(e)
-        self._sent_before, self._spans = None, _spans(records)
+        self._dead_letters.start_batch(records)
         done = applied_events(
             self._pool, [(e.source, e.id) for e in events if not isinstance(e, Exception)]
         )
@@ -239,7 +228,7 @@ class Ingest:
         """Acknowledge dead letters, store offsets, then commit them to Kafka."""
         if not result.next_offsets:
             return
-        self._settle_dead_letters()
+        self._dead_letters.settle()
         advance_offsets(
             self._pool,
             self.cluster_id,
@@ -256,18 +245,9 @@ class Ingest:
         self.totals.add(result)
 
     def close(self, *, commit: bool = True) -> None:
-        """Settle and record the dead letters sent, leave the group and close the clients.
-
-        A run that failed may have dead letters in flight: they are waited
-        for (briefly) and recorded, so the next run, which reads their
-        messages again, does not send them a second time.
-        """
-        try:
-            self._settle_dead_letters(CLOSING_WAIT_S)
-        except Exception as e:
-            log.warning("could not settle the dead letters in flight: %s", e)
+        """Settle and record the dead letters in flight, leave the group, close the clients."""
+        self._dead_letters.close()
         self._consumer.close(autocommit=commit)
-        self._producer.close(timeout=1)
 
     # ---- positions ------------------------------------------------------------------
 
@@ -343,7 +323,7 @@ class Ingest:
     def _save(self, batch: ActivityBatch, done: set[tuple[str, str]], result: BatchResult) -> None:
         if not batch:
             return
-        self._settle_dead_letters()
+        self._dead_letters.settle()
         try:
             batch.save()
         except (AlreadyApplied, IntegrityError):
@@ -371,7 +351,7 @@ class Ingest:
         done: set[tuple[str, str]],
         result: BatchResult,
     ) -> None:
-        self._settle_dead_letters()
+        self._dead_letters.settle()
         try:
             apply_event(self._ledger, event, self._receipt(record, event))
         except AlreadyApplied:
@@ -398,64 +378,10 @@ class Ingest:
                 record.offset,
                 exc_info=error,
             )
-        if self._sent_before is None:
-            self._sent_before = dead_lettered(self._pool, self.cluster_id, self.group, self._spans)
-        if (record.topic, record.partition, record.offset) in self._sent_before:
-            # Parked by a run that stopped before storing its offsets.
-            result.duplicates += 1
-            return
-        letter = dead_letter(self._producer, record, reason, error_detail(error), self._dlq_limit)
-        self._unsettled.append(letter)
-        result.dead_letters += 1
-
-    def _settle_dead_letters(self, wait_s: float = DEAD_LETTER_WAIT_S) -> None:
-        """Wait until every dead letter sent so far is acknowledged and record them (or raise).
-
-        A dead letter the broker refused for its size is sent again truncated.
-        """
-        if not self._unsettled:
-            return
-        unsettled, self._unsettled = self._unsettled, []
-        self._wait_for(unsettled, wait_s)
-        resent = []
-        for i, letter in enumerate(unsettled):
-            if refused_for_size(letter):
-                r = letter.record
-                unsettled[i] = send_truncated(
-                    self._producer, r, letter.reason, letter.detail, self._dlq_limit
-                )
-                resent.append(unsettled[i])
-        self._wait_for(resent, wait_s)
-        sent = []
-        for letter in unsettled:
-            meta = letter.future.get(timeout=0)  # raises the error of a dead letter that failed
-            r = letter.record
-            sent.append(
-                (r.topic, r.partition, r.offset, letter.reason, meta.partition, meta.offset)
-            )
-        record_dead_letters(self._pool, self.cluster_id, self.group, sent)
-
-    def _wait_for(self, letters: list[SentLetter], wait_s: float) -> None:
-        if not letters:
-            return
-        # Bounded: kafka-python may never expire a batch whose broker went away,
-        # and a run that fails is built again and resumes from stored offsets.
-        self._producer.flush(timeout=wait_s)
-        for letter in letters:
-            if not letter.future.is_done:  # a split batch may finish after the flush
-                # A failure is read from the future afterwards.
-                with contextlib.suppress(Exception):
-                    letter.future.get(timeout=wait_s)
-
-
-def _spans(records: list[ConsumerRecord]) -> dict[tuple[str, int], tuple[int, int]]:
-    """The first and last offset of each partition in a batch."""
-    spans: dict[tuple[str, int], tuple[int, int]] = {}
-    for r in records:
-        key = (r.topic, r.partition)
-        first, last = spans.get(key, (r.offset, r.offset))
-        spans[key] = (min(first, r.offset), max(last, r.offset))
-    return spans
+        if self._dead_letters.park(record, reason, error_detail(error)):
+            result.dead_letters += 1
+        else:
+            result.duplicates += 1  # parked by a run that stopped before storing its offsets
 
 
 def start_ingest(services: Services, bootstrap: str | None = None, **options: Any) -> Worker:

@@ -36,6 +36,18 @@ messages one by one to find which). This is the eventsourcing tracking
 pattern (a position written with the events it caused), with Kafka offsets for
 positions: eventsourcing's own `Tracking` takes one integer per application
 name, while a consumer needs an offset per partition and a set of event ids.
+
+Two more records, outside the events' transaction:
+
+- `inbound_dead_lettered` (infra/dead_lettered.py): each message the broker
+  acknowledged on the dead-letter topic, so a consumer that reads it again
+  after a crash does not send it twice;
+- pruning (`prune_receipts`): CloudEvent id receipts and dead-letter records
+  older than CRMLEDGER_INBOUND_RECEIPT_DAYS (default 7) are deleted by the
+  ingest. That is the window within which a message published again (same
+  source and id, new offset) is recognised as applied; Kafka's own
+  redelivery is recognised for ever by the stored offsets, which are never
+  pruned (one row per partition).
 """
 
 from __future__ import annotations
@@ -56,6 +68,7 @@ from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
 from domain.integrity import plain_state
+from infra.dead_lettered import CREATE_DEAD_LETTERED
 
 # Merge into the Ledger's eventsourcing env so its recorder writes receipts.
 RECORDER_ENV = {"APPLICATION_RECORDER_TOPIC": "infra.inbound_receipts:LedgerRecorder"}
@@ -81,21 +94,6 @@ CREATE TABLE IF NOT EXISTS {schema}.inbound_applied (
     kafka_offset bigint NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source, event_id)
-)
-"""
-
-_CREATE_DEAD_LETTERED = """
-CREATE TABLE IF NOT EXISTS {schema}.inbound_dead_lettered (
-    cluster_id text NOT NULL,
-    consumer_group text NOT NULL,
-    topic text NOT NULL,
-    partition integer NOT NULL,
-    kafka_offset bigint NOT NULL,
-    reason text NOT NULL,
-    dlq_partition integer NOT NULL,
-    dlq_offset bigint NOT NULL,
-    sent_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (cluster_id, consumer_group, topic, partition, kafka_offset)
 )
 """
 
@@ -189,7 +187,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
         schema = Identifier(self.datastore.schema)
         self.sql_create_statements.append(SQL(_CREATE_OFFSETS).format(schema=schema))
         self.sql_create_statements.append(SQL(_CREATE_APPLIED).format(schema=schema))
-        self.sql_create_statements.append(SQL(_CREATE_DEAD_LETTERED).format(schema=schema))
+        self.sql_create_statements.append(SQL(CREATE_DEAD_LETTERED).format(schema=schema))
         self.sql_create_statements.append(SQL(_INDEX_APPLIED_AT).format(schema=schema))
         self._claim_offsets = SQL(_CLAIM_OFFSETS).format(schema=schema)
         self._claim_events = SQL(_CLAIM_EVENTS).format(schema=schema)
@@ -372,58 +370,6 @@ def applied_events(pool: ConnectionPool, keys: Iterable[tuple[str, str]]) -> set
             (sources, ids),
         ).fetchall()
     return {(str(s), str(i)) for s, i in rows}
-
-
-# ---- dead letters sent, so a restart does not send them again ----------------------
-
-
-def record_dead_letters(
-    pool: ConnectionPool,
-    cluster_id: str,
-    consumer_group: str,
-    letters: Sequence[tuple[str, int, int, str, int, int]],
-) -> None:
-    """Record dead letters the broker acknowledged: (topic, partition, offset, reason, DLQ
-    partition, DLQ offset) each. A message read again after a restart is then not sent twice.
-    """
-    if not letters:
-        return
-    with pool.connection() as conn:
-        conn.cursor().executemany(
-            "INSERT INTO inbound_dead_lettered (cluster_id, consumer_group, topic, partition,"
-            " kafka_offset, reason, dlq_partition, dlq_offset)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            [(cluster_id, consumer_group, *letter) for letter in letters],
-        )
-
-
-def dead_lettered(
-    pool: ConnectionPool,
-    cluster_id: str,
-    consumer_group: str,
-    spans: Mapping[tuple[str, int], tuple[int, int]],
-) -> set[tuple[str, int, int]]:
-    """Which (topic, partition, offset) within these (first, last) offset spans were sent to
-    the dead-letter topic already."""
-    if not spans:
-        return set()
-    topics, partitions, firsts, lasts = [], [], [], []
-    for (topic, partition), (first, last) in spans.items():
-        topics.append(topic)
-        partitions.append(partition)
-        firsts.append(first)
-        lasts.append(last)
-    with pool.connection() as conn:
-        rows = conn.execute(
-            "SELECT d.topic, d.partition, d.kafka_offset FROM inbound_dead_lettered d"
-            " JOIN unnest(%s::text[], %s::integer[], %s::bigint[], %s::bigint[])"
-            " AS s(topic, partition, first, last)"
-            " ON d.topic = s.topic AND d.partition = s.partition"
-            " AND d.kafka_offset BETWEEN s.first AND s.last"
-            " WHERE d.cluster_id = %s AND d.consumer_group = %s",
-            (topics, partitions, firsts, lasts, cluster_id, consumer_group),
-        ).fetchall()
-    return {(str(t), int(p), int(o)) for t, p, o in rows}
 
 
 # ---- pruning ---------------------------------------------------------------------------
