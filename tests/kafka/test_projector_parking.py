@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import orjson
 import psycopg
@@ -56,6 +57,15 @@ def figures(stack: Stack) -> tuple[int, int, int]:
     return int(row[0]), int(row[1]), int(row[2])
 
 
+def purchases(stack: Stack) -> int:
+    """Purchases counted in the financial read model."""
+    rm = stack.settings.readmodel_schema
+    with psycopg.connect(stack.services.database_url) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {rm}.sales_daily".encode()).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def parked_rows(stack: Stack) -> dict[tuple[str, int], tuple[str, str, int]]:
     """(read model, position) -> (reason, error class, attempts)."""
     return {
@@ -90,10 +100,11 @@ def scrape(client: TestClient) -> dict[tuple[str, frozenset[tuple[str, str]]], f
     }
 
 
-def write_poison_then_good(stack: Stack) -> tuple[int, int]:
-    """A NUL in a directory field and a year-1 time in the store, then 1,000 good visits.
+def write_poison_then_good(stack: Stack) -> tuple[int, int, int]:
+    """A NUL in a directory field, a year-1 time and a NUL in a KPI field, then 1,000 good visits.
 
-    Returns the two poisons' positions: (the opening with a NUL, the year-1 visit).
+    Returns the poisons' positions: the opening with a NUL in its external
+    reference, the year-1 visit, the purchase with a NUL in its store.
     """
     services = stack.services
     ledger = services.ledger
@@ -102,6 +113,9 @@ def write_poison_then_good(stack: Stack) -> tuple[int, int]:
     nul_at = position(stack)
     ledger.record_activity(first.id, VISIT, datetime.now(UTC), meta())
     year_one_at = position(stack)
+    purchase = act.Purchase(Decimal("5"), Decimal("1"), "HKD", "web")
+    ledger.record_activity(first.id, purchase, datetime.now(UTC), meta())
+    store_at = position(stack)
     good = [open_account(services, name=f"Good {i}") for i in range(10)]
     for account in good:
         for _ in range(100):
@@ -110,14 +124,15 @@ def write_poison_then_good(stack: Stack) -> tuple[int, int]:
     # What a producer without today's checks could have stored.
     forge(services, nul.id, 1, {"external_ref": "C-\x00-ref"})
     forge(services, first.id, 2, {"occurred_at": YEAR_ONE})
-    return nul_at, year_one_at
+    forge(services, first.id, 3, {"store": "web\x00"})
+    return nul_at, year_one_at, store_at
 
 
 @pytest.mark.slow
 def test_a_poison_is_parked_and_the_thousand_good_events_behind_it_arrive(
     stack: Stack, auth: Auth
 ) -> None:
-    nul_at, year_one_at = write_poison_then_good(stack)
+    nul_at, year_one_at, store_at = write_poison_then_good(stack)
     publish_store(stack)
     client = TestClient(create_app(stack.services))
     before = scrape(client)
@@ -131,19 +146,21 @@ def test_a_poison_is_parked_and_the_thousand_good_events_behind_it_arrive(
     # Every good event arrived: 1,000 visits; 11 accounts in the directory (the
     # NUL one parked there), 12 in the KPIs (which keep no external_ref).
     assert figures(stack) == (1000, 11, 12)
+    assert purchases(stack) == 0
     assert parked_rows(stack) == {
         ("directory", nul_at): ("cannot_apply", "DataError", 1),
         ("directory", year_one_at): ("cannot_apply", "OverflowError", 1),
         ("kpis", year_one_at): ("cannot_apply", "OverflowError", 1),
+        ("kpis", store_at): ("cannot_apply", "DataError", 1),
     }
     status = {s["name"]: s for s in stack.services.readmodels.status()}
-    assert (status["directory"]["parked"], status["kpis"]["parked"]) == (2, 1)
+    assert (status["directory"]["parked"], status["kpis"]["parked"]) == (2, 2)
     assert status["directory"]["lag"] == status["kpis"]["lag"] == 0
 
     after = scrape(client)
     gauge = "crmledger_projection_parked_events"
     assert after[(gauge, frozenset({("read_model", "directory")}))] == 2
-    assert after[(gauge, frozenset({("read_model", "kpis")}))] == 1
+    assert after[(gauge, frozenset({("read_model", "kpis")}))] == 2
     counter = (
         "crmledger_projection_parked_total",
         frozenset({("read_model", "directory"), ("reason", "cannot_apply")}),
@@ -158,17 +175,18 @@ def test_a_poison_is_parked_and_the_thousand_good_events_behind_it_arrive(
         ("directory", nul_at),
         ("directory", year_one_at),
         ("kpis", year_one_at),
+        ("kpis", store_at),
     ]
     assert "NUL" in items[0]["error"] and items[0]["event_type"] == "AccountOpened"
     assert client.get("/v1/admin/projections/parked", headers=auth("auditor")).status_code == 200
     only = client.get("/v1/admin/projections/parked?read_model=kpis", headers=auth("admin"))
-    assert [i["position"] for i in only.json()["items"]] == [year_one_at]
+    assert [i["position"] for i in only.json()["items"]] == [year_one_at, store_at]
     unknown = client.get("/v1/admin/projections/parked?read_model=nope", headers=auth("admin"))
     assert unknown.status_code == 422
     forbidden = client.get("/v1/admin/projections/parked", headers=auth("customer_service"))
     assert forbidden.status_code == 403
     statuses = client.get("/v1/admin/projections", headers=auth("admin")).json()
-    assert {s["name"]: s["parked"] for s in statuses} == {"directory": 2, "kpis": 1}
+    assert {s["name"]: s["parked"] for s in statuses} == {"directory": 2, "kpis": 2}
 
     # A retry with nothing fixed keeps them parked, an attempt more each.
     retried = client.post(
@@ -193,10 +211,11 @@ def test_a_poison_is_parked_and_the_thousand_good_events_behind_it_arrive(
     assert shown.exit_code == 0, shown.output
     assert f"directory position {nul_at} " in shown.output
     assert f"kpis position {year_one_at} " in shown.output
-    assert "3 parked events" in shown.output
+    assert f"kpis position {store_at} " in shown.output
+    assert "4 parked events" in shown.output
     again = CliRunner().invoke(cli, ["projections", "retry"], env=env)
     assert again.exit_code == 1, again.output
-    assert "0 applied, 3 still parked" in again.output
+    assert "0 applied, 4 still parked" in again.output
     assert parked_rows(stack)[("kpis", year_one_at)] == ("cannot_apply", "OverflowError", 3)
     status_out = CliRunner().invoke(cli, ["projections", "status"], env=env)
     assert status_out.exit_code == 0 and "parked" in status_out.output
@@ -205,14 +224,16 @@ def test_a_poison_is_parked_and_the_thousand_good_events_behind_it_arrive(
     # A rebuild with the poison in the store answers 200 and reports it.
     rebuilt = client.post("/v1/admin/projections/kpis/rebuild", headers=auth("admin"))
     assert rebuilt.status_code == 200, rebuilt.text
-    assert rebuilt.json()["parked"] == 1
-    assert rebuilt.json()["parked_positions"] == [year_one_at]
+    assert rebuilt.json()["parked"] == 2
+    assert rebuilt.json()["parked_positions"] == [year_one_at, store_at]
     cli_rebuilt = CliRunner().invoke(cli, ["projections", "rebuild", "--all"], env=env)
     assert cli_rebuilt.exit_code == 0, cli_rebuilt.output
-    assert f"parked 2 events it could not apply, at positions {nul_at}, {year_one_at}" in (
-        cli_rebuilt.output
+    assert (
+        f"parked 3 events it could not apply, at positions {nul_at}, {year_one_at}, {store_at}"
+        in cli_rebuilt.output
     )
     assert figures(stack) == (1000, 11, 12)
+    assert purchases(stack) == 0
     assert parked_rows(stack)[("kpis", year_one_at)] == ("cannot_apply", "OverflowError", 5)
 
 
