@@ -49,7 +49,7 @@ from psycopg_pool import ConnectionPool
 from domain.account import event_type_of
 from domain.integrity import Break, ChainVerifier, stored_record
 from infra.event_log import EventLog
-from infra.worker import Worker
+from infra.worker import OutageLog, Worker
 
 if TYPE_CHECKING:
     from domain.ledger import Ledger
@@ -67,8 +67,6 @@ CREATE TABLE IF NOT EXISTS {schema}.broken_accounts (
 )
 """
 
-# What the verifier waits for when the database is away: 1 s doubling to this.
-MAX_BACKOFF_S = 30.0
 # How stale the API's copy of the table may be.
 REFRESH_S = 1.0
 # The share of a core the verifier may take: it runs beside the API in `serve`,
@@ -217,17 +215,16 @@ class ContinuousVerifier:
 
     def run(self, stop: threading.Event) -> None:
         """Check events until `stop` is set; a database outage only pauses it."""
-        backoff = 1.0
+        # Backoff capped at a few seconds, logged once per outage (infra/worker.py).
+        outage = OutageLog("verifier")
         while not stop.is_set():
             started = time.monotonic()
             try:
                 caught_up = self.step()
-                backoff = 1.0
+                outage.succeeded()
             except (psycopg.Error, PersistenceError) as e:
                 self.outages += 1
-                log.warning("verifier: database unavailable (%s); retrying in %.0f s", e, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                stop.wait(outage.failed(e))
                 continue
             paced = (time.monotonic() - started) * (1 / DUTY - 1)
             stop.wait(max(paced, self._idle_s) if caught_up else paced)

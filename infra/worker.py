@@ -13,7 +13,9 @@ resumes where the last one stopped.
   time, retried after 1 s doubling up to `max_backoff` (30 s).
 
 Running workers are listed by `live_workers()`, so /readyz can say which role
-is failing and why.
+is failing and why. A role that rides out outages inside its own loop (the
+verifier keeps its place in the ledger) uses `OutageLog` for the same backoff,
+logging and /readyz entry.
 """
 
 from __future__ import annotations
@@ -169,6 +171,43 @@ class Worker:
                 )
             self._outage_since = None
             self.problem = None
+
+
+class OutageLog:
+    """The outage policy for a loop that catches infrastructure errors itself."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._since: float | None = None
+        self._wait = 0.0
+
+    def failed(self, error: BaseException) -> float:
+        """Log `error` if it starts an outage; returns how long to wait before retrying."""
+        reason = outage_reason(error)
+        if self._since is None:
+            self._since = monotonic()
+            self._wait = OUTAGE_FIRST_BACKOFF
+            log.warning("%s: %s; retrying until it is back", self.name, reason)
+        else:
+            self._wait = min(self._wait * 2, OUTAGE_MAX_BACKOFF)
+            log.debug("%s: still failing: %s", self.name, reason)
+        _set_problem(reason)
+        return self._wait
+
+    def succeeded(self) -> None:
+        """Note a step that went well: the end of an outage, if one was going on."""
+        if self._since is not None:
+            log.warning("%s: running again after %.1f s", self.name, monotonic() - self._since)
+            self._since = None
+            _set_problem(None)
+
+
+def _set_problem(problem: str | None) -> None:
+    # The worker running this thread, if any, shows it on /readyz.
+    current = threading.current_thread()
+    for worker in live_workers():
+        if worker._thread is current:
+            worker.problem = problem
 
 
 def live_workers() -> list[Worker]:

@@ -11,7 +11,7 @@ import pytest
 
 from infra import worker as worker_module
 from infra.database import DatabaseUnavailable
-from infra.worker import Worker, live_workers
+from infra.worker import OutageLog, Worker, live_workers
 
 
 class Flaky:
@@ -63,3 +63,22 @@ def test_an_outage_is_logged_once_retried_quickly_and_its_end_reported(
     assert warnings[1].startswith("flaky: running again after")
     assert not any(r.exc_info for r in caplog.records), "no traceback for an outage"
     assert worker not in live_workers()
+
+
+def test_a_loop_that_rides_out_outages_itself_backs_off_to_a_few_seconds_and_logs_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="infra.worker")
+    outage = OutageLog("verifier")
+    error = DatabaseUnavailable("database unreachable: connection refused")
+    waits = [outage.failed(error) for _ in range(8)]
+    assert waits == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+    outage.succeeded()
+    outage.succeeded()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2
+    assert (
+        warnings[0]
+        == "verifier: database unreachable: connection refused; retrying until it is back"
+    )
+    assert warnings[1].startswith("verifier: running again after")
