@@ -199,9 +199,7 @@ class Ingest:
             except Exception as e:  # NotJSON, pydantic's ValidationError, or a bug: parked
                 events.append(e)
         self._dead_letters.start_batch(records)
-        done = applied_events(
-            self._pool, [(e.source, e.id) for e in events if not isinstance(e, Exception)]
-        )
+        done = self._applied(events)
         batch = ActivityBatch(self._ledger)
         activities = [e for e in events if isinstance(e, Activity) and (e.source, e.id) not in done]
         self._preload(batch, activities)
@@ -289,6 +287,28 @@ class Ingest:
             event.source,
             event.id,
         )
+
+    def _applied(self, events: list[InboundEvent | Exception]) -> set[tuple[str, str]]:
+        """Which events' (source, id) were applied before; an event the lookup fails on
+        becomes its error, to be parked."""
+        keys = [(e.source, e.id) for e in events if not isinstance(e, Exception)]
+        try:
+            return applied_events(self._pool, keys)
+        except Exception as e:
+            if is_infrastructure(e):
+                raise
+        # One event's source or id the lookup cannot take: find it, one by one.
+        done: set[tuple[str, str]] = set()
+        for i, event in enumerate(events):
+            if isinstance(event, Exception):
+                continue
+            try:
+                done |= applied_events(self._pool, [(event.source, event.id)])
+            except Exception as e:
+                if is_infrastructure(e):
+                    raise
+                events[i] = e
+        return done
 
     def _preload(self, batch: ActivityBatch, activities: list[Activity]) -> None:
         try:

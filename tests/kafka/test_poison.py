@@ -19,6 +19,7 @@ from kafka import KafkaProducer
 from prometheus_client import REGISTRY
 
 import consumers.commands
+import consumers.inbound
 from consumers.dead_letters import TRUNCATED_VALUE_BYTES
 from consumers.inbound import Ingest
 from domain.account import account_id_for
@@ -261,3 +262,59 @@ def test_a_message_the_database_refuses_is_parked_and_the_ones_behind_it_are_app
     assert orjson.loads(letter.value)["id"] == poison["id"]
     history = stack.services.ledger.history(account_id_for(ref))
     assert len(history) == 11
+
+
+def test_messages_for_an_account_whose_history_cannot_be_read_are_parked_and_others_applied(
+    stack: Stack, big_producer: KafkaProducer
+) -> None:
+    ledger = stack.services.ledger
+    broken, whole = open_account(stack.services), open_account(stack.services, name="Bo Chan")
+    ledger.record_activity(broken.id, Visit("store", "s1"), datetime.now(UTC), meta())
+    corrupt(stack, broken.id, 2, "'\\xfffe00'::bytea")
+    # One poll batch loads its accounts together: the broken one must not stop the rest.
+    for n in range(1, 21):
+        account = broken if n % 5 == 0 else whole
+        send(big_producer, KEY, purchase(str(account.id), n))
+    big_producer.flush()
+
+    ingest = Ingest(stack.services, stack.bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS)
+    try:
+        drain(ingest, 20)
+    finally:
+        ingest.close()
+
+    assert (ingest.totals.applied, ingest.totals.dead_letters) == (16, 4)
+    assert len(ledger.history(whole.id)) == 1 + 16
+    letters = read_topic(stack.bootstrap, INTEGRATION_DLQ, 4)
+    assert {dict(r.headers)["error"] for r in letters} == {b"ledger_integrity"}
+
+
+def test_a_message_whose_receipt_lookup_the_database_refuses_is_parked(
+    stack: Stack, big_producer: KafkaProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = f"C-{uuid.uuid4().hex[:8]}"
+    real_lookup = consumers.inbound.applied_events
+
+    def lookup(pool: Any, keys: Any) -> set[tuple[str, str]]:
+        # A source our own code would hand PostgreSQL unusable (a bug): the real database
+        # refuses the lookup of the whole batch.
+        keys = [(s.replace("unusable", "un\x00usable"), i) for s, i in keys]
+        return real_lookup(pool, keys)
+
+    monkeypatch.setattr(consumers.inbound, "applied_events", lookup)
+    send(big_producer, KEY, opened(ref))
+    send(big_producer, KEY, purchase(f"ext:{ref}", 1, source="pos/unusable"))
+    for n in range(2, 12):
+        send(big_producer, KEY, purchase(f"ext:{ref}", n))
+    big_producer.flush()
+
+    ingest = Ingest(stack.services, stack.bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS)
+    try:
+        drain(ingest, 12)
+    finally:
+        ingest.close()
+
+    assert (ingest.totals.applied, ingest.totals.dead_letters) == (11, 1)
+    (letter,) = read_topic(stack.bootstrap, INTEGRATION_DLQ, 1)
+    assert dict(letter.headers)["error"] == b"unexpected_error"
+    assert dict(letter.headers)["error_detail"].startswith(b"DataError")
