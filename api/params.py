@@ -19,19 +19,21 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def _within_range(moment: datetime) -> datetime:
+def _aware_and_within_range(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("needs a time zone offset, as in 2026-04-01T10:00:00+08:00 or ...Z")
     if not EARLIEST.year <= moment.year < LATEST.year:
         raise ValueError(f"must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
     return moment
 
 
-Instant = Annotated[AwareDatetime, AfterValidator(_within_range)]
+Instant = Annotated[datetime, AfterValidator(_aware_and_within_range)]
 """A moment with a time zone offset, between the years 1900 and 8999."""
 
 

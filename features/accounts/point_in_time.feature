@@ -57,7 +57,7 @@ Feature: Reading an account as it stood
 
   Scenario: A moment without a time zone is refused
     When an auditor reads the account as of "2025-06-01T10:00:00"
-    Then the request is refused with status 400
+    Then the request is refused with status 422
     And the problem detail mentions "time zone"
 
   Scenario: Customer service may also read the account as it stood
