@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -13,6 +12,7 @@ from api.commands import Erase, Manage, Record
 from api.deps import ServicesDep
 from api.errors import BadRequest
 from api.inputs import ExactJSONRoute
+from api.params import Instant
 from api.schemas import (
     AccountOut,
     ActivityIn,
@@ -34,14 +34,14 @@ from api.views import (
     decode_cursor,
     directory_entry,
     encode_cursor,
-    history_out,
     flag,
-    personal_data_out,
+    history_out,
     integrity_warning,
+    personal_data_out,
 )
 from domain.account import CustomerAccount
-from infra.wiring import Services
 from domain.errors import LedgerIntegrityError
+from infra.wiring import Services
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], route_class=ExactJSONRoute)
 
@@ -137,7 +137,7 @@ def read_account(
     response: Response,
     version: Annotated[int | None, Query(ge=1, description="state at this version")] = None,
     as_of: Annotated[
-        datetime | None, Query(description="state as recorded at this moment (ISO-8601)")
+        Instant | None, Query(description="state as recorded at this moment (with an offset)")
     ] = None,
 ) -> AccountOut:
     """Read an account now, at a version, or as it stood at a moment."""
