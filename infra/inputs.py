@@ -114,7 +114,7 @@ Reference = Annotated[str, Field(min_length=1, max_length=64), ONE_LINE]
 
 def one_of(allowed: frozenset[str]) -> Any:
     """The type of a field that takes one of the domain's allowed values."""
-    return Literal[tuple(sorted(allowed))]
+    return Annotated[Literal[tuple(sorted(allowed))], ONE_LINE]
 
 
 # ---- times -----------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def _iso_currency(code: str) -> str:
 _MONEY = Field(max_digits=14, decimal_places=4, allow_inf_nan=False)
 Amount = Annotated[Decimal, BeforeValidator(_plain_decimal), _MONEY, Field(gt=0)]
 Cost = Annotated[Decimal, BeforeValidator(_plain_decimal), _MONEY, Field(ge=0)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_iso_currency)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), ONE_LINE, AfterValidator(_iso_currency)]
 
 
 def check_minor_units(value: Decimal, currency: str | None) -> Decimal:
@@ -204,7 +204,9 @@ class Customer(Strict):
         Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), ONE_LINE]
         | None
     ) = None
-    phone: Annotated[str, Field(max_length=32, pattern=r"^\+?[0-9 ()-]{4,31}$")] | None = None
+    phone: (
+        Annotated[str, Field(max_length=32, pattern=r"^\+?[0-9 ()-]{4,31}$"), ONE_LINE] | None
+    ) = None
     address: Annotated[str, Field(max_length=500), FREE_TEXT] | None = None
     date_of_birth: BirthDate | None = None
     id_document: Annotated[str, Field(max_length=64), ONE_LINE] | None = None
