@@ -3,7 +3,7 @@
 The whole pipeline runs (HTTP and inbound Kafka into the ledger, the relay, the
 projector into the read models), then every column of every table of the
 test's schemas is read as text (bytea also decoded as UTF-8) and searched for
-the customers' clear values. Erasure then takes the directory's ciphertext and
+the customers' clear values (and those of a dead-lettered message). Erasure then takes the directory's ciphertext and
 blind-index tokens away, and a search by name no longer finds the customer.
 """
 
@@ -23,8 +23,16 @@ from consumers.inbound import start_ingest
 from consumers.projector import start_projector
 from domain.account import account_id_for
 from infra.relay import start_relay
+from infra.topics import INTEGRATION_DLQ
 from infra.worker import Worker
-from tests.kafka.conftest import SESSION_TIMEOUT_MS, Publish, Stack, cloud_event, wait_until
+from tests.kafka.conftest import (
+    SESSION_TIMEOUT_MS,
+    Publish,
+    Stack,
+    cloud_event,
+    read_topic,
+    wait_until,
+)
 
 Auth = Callable[..., dict[str, str]]
 
@@ -37,12 +45,19 @@ BY_KAFKA = {
     "phone": "+852 6358 2719",
 }
 KAFKA_UPDATE = {"email": "wv.second@example.net", "phone": "+852 5703 1846"}
+# In a message that breaks a rule: it goes to the dead-letter topic, and nothing
+# the ledger keeps about it may hold these either.
+DEAD_LETTERED = {
+    "name": "Ximena Ruritania",
+    "email": "xr.unique@example.com",
+    "phone": "+852 6482 9173",
+}
 
 
 def needles() -> set[str]:
     """Every clear value, its words and the phones' digits, lower-cased."""
     found: set[str] = set()
-    for fields in (BY_HTTP, HTTP_UPDATE, BY_KAFKA, KAFKA_UPDATE):
+    for fields in (BY_HTTP, HTTP_UPDATE, BY_KAFKA, KAFKA_UPDATE, DEAD_LETTERED):
         for field, value in fields.items():
             found.add(value.lower())
             if field == "name":
@@ -135,9 +150,14 @@ def test_no_table_holds_personal_data_in_clear_and_erasure_drops_the_tokens(
         f"/v1/accounts/{http_id}", json={"customer": HTTP_UPDATE}, headers={**cs, "If-Match": '"1"'}
     )
     assert updated.status_code == 200, updated.text
-    # Through Kafka.
+    # Through Kafka, behind a message that is dead-lettered (same key: handled first).
     ref = f"WV-{uuid.uuid4().hex[:8]}"
     publish(
+        cloud_event(
+            "account_opened",
+            f"ext:XR-{uuid.uuid4().hex[:8]}",
+            {"segment": "no-such-segment", "channel": "online", "customer": DEAD_LETTERED},
+        ),
         cloud_event(
             "account_opened",
             f"ext:{ref}",
@@ -146,6 +166,7 @@ def test_no_table_holds_personal_data_in_clear_and_erasure_drops_the_tokens(
         cloud_event("details_updated", f"ext:{ref}", {"customer": KAFKA_UPDATE}),
     )
     wait_until(projected(stack, 4), timeout=30)
+    assert len(read_topic(stack.bootstrap, INTEGRATION_DLQ, 1)) == 1
 
     # The directory finds both customers by their current details, and shows them.
     (http_item,) = search(client, auth, "QUIXOTICA zebulon")
