@@ -3,8 +3,9 @@
 The whole pipeline runs (HTTP and inbound Kafka into the ledger, the relay, the
 projector into the read models), then every column of every table of the
 test's schemas is read as text (bytea also decoded as UTF-8) and searched for
-the customers' clear values (and those of a dead-lettered message). Erasure then takes the directory's ciphertext and
-blind-index tokens away, and a search by name no longer finds the customer.
+the customers' clear values (and those of a dead-lettered message). Erasure
+then takes the directory's ciphertext and blind-index tokens away, and a
+search by name no longer finds the customer.
 """
 
 from __future__ import annotations
