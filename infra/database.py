@@ -9,7 +9,8 @@ eventsourcing builds: EventStoreFactory swaps in the same kind) are
 
 - A failed attempt to connect marks the pool *unreachable* (logged once per
   outage) and drops its idle connections, which are as dead as the server, so
-  no broken connection is handed out again after the server returns.
+  no broken connection is handed out again after the server returns. So does
+  a connection that comes back broken (a server that restarted quickly).
 - While unreachable, a caller waits FAIL_FAST_WAIT at most (long enough for a
   fresh connection to a server that came back) and then gets
   `DatabaseUnavailable`; so does a caller whose wait ran out. It is not one of
@@ -171,6 +172,13 @@ class _FailFast:
             if reason is not None:
                 raise DatabaseUnavailable(f"database unreachable: {reason}") from e
             raise DatabaseUnavailable(f"no database connection free within {wait:g} s") from e
+
+    def putconn(self, conn: Any) -> None:
+        """Take a connection back; a broken one also retires the idle ones."""
+        if conn.broken:
+            # What broke it (the server restarting, say) broke the idle ones too.
+            self.drain()  # type: ignore[attr-defined]
+        super().putconn(conn)  # type: ignore[misc]
 
     def _connect(self, timeout: float | None = None) -> Any:
         try:

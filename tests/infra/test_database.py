@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import psycopg
 import pytest
 
 from infra.database import DatabaseUnavailable, open_pool, statement_timeout
 from infra.wiring import Services
 from tests.serving import free_port
-from tests.support import JWT_SECRET, make_settings
+from tests.support import JWT_SECRET, TEST_DATABASE_URL, make_settings
 
 
 def dead_url() -> str:
@@ -56,3 +57,28 @@ def test_every_session_has_a_statement_limit_a_long_job_can_lift(services: Servi
     with services.ledger.recorder.datastore.transaction() as curs:
         curs.execute("SHOW statement_timeout")
         assert curs.fetchone() == {"statement_timeout": "5s"}
+
+
+def test_after_its_connections_were_cut_a_pool_hands_out_no_broken_one_again() -> None:
+    settings = make_settings()
+    pool = open_pool(settings.database_url or "", settings, size=4)
+    try:
+        # Four idle connections, then their server sessions end, as in a restart.
+        held = [pool.getconn() for _ in range(4)]
+        pids = [conn.info.backend_pid for conn in held]
+        for conn in held:
+            conn.rollback()
+            pool.putconn(conn)
+        with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid", (pids,))
+
+        failures = 0
+        for _ in range(6):
+            try:
+                with pool.connection() as conn:
+                    conn.execute("SELECT 1")
+            except psycopg.OperationalError:
+                failures += 1
+        assert failures == 1, "only the first caller met a cut connection"
+    finally:
+        pool.close()
