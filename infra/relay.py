@@ -29,7 +29,8 @@ One relay publishes at a time: it holds a PostgreSQL advisory lock for its
 schema and topic; a second relay waits as a standby until the lock frees.
 
 A stored event the relay cannot read (its bytes are not JSON, or its envelope
-is broken: infra/outbound_events.py) never stops it: it publishes a
+is broken: infra/outbound_events.py), or one too large for the producer to
+send, never stops it: it publishes a
 `crmledger.EventUnreadable` marker at that position instead, keyed by the
 account like the event would have been, counts it
 (crmledger_relay_unreadable_events_total), logs it once and goes on. The
@@ -47,6 +48,7 @@ from typing import Any
 import psycopg
 from eventsourcing.postgres import PostgresApplicationRecorder
 from kafka import KafkaProducer
+from kafka.errors import MessageSizeTooLargeError
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
@@ -161,16 +163,28 @@ class Relay:
                     value = message(row)
                 except UNREADABLE_ERRORS as e:
                     value = self._unreadable(row, e)
-                futures.append(
-                    send(
+                partition = placement.partition_of(key, partitions)
+                try:
+                    future = send(
                         topic,
                         value=value,
                         key=key,
                         headers=HEADERS,
-                        partition=placement.partition_of(key, partitions),
+                        partition=partition,
                         timestamp_ms=now_ms,
                     )
-                )
+                except MessageSizeTooLargeError as e:
+                    # Too large to publish (an altered row): its marker takes its place.
+                    marker = self._unreadable(row, e)
+                    future = send(
+                        topic,
+                        value=marker,
+                        key=key,
+                        headers=HEADERS,
+                        partition=partition,
+                        timestamp_ms=now_ms,
+                    )
+                futures.append(future)
             self._producer.flush(timeout=self._wait_s)
             for future in futures:
                 if not future.is_done:  # a split batch may finish after the flush
@@ -192,14 +206,14 @@ class Relay:
         return stored_message(position, account, version, event_type, state)
 
     def _unreadable(self, row: LogRow, error: Exception) -> bytes:
-        """The marker published in place of a stored event that cannot be read."""
+        """The marker published in place of a stored event that cannot be read or sent."""
         from infra.metrics import RELAY_UNREADABLE  # infra.metrics imports this module
 
         position, account, version, _, state = row
         reason = f"{type(error).__name__}: {error}"
         log.error(
-            "the stored event at position %d (account %s, version %d) cannot be read (%s);"
-            " published a crmledger.EventUnreadable marker in its place",
+            "the stored event at position %d (account %s, version %d) cannot be published"
+            " (%s); published a crmledger.EventUnreadable marker in its place",
             position,
             account,
             version,

@@ -172,17 +172,17 @@ def unreadable_count() -> float:
     return value or 0.0
 
 
-@pytest.mark.slow  # a thousand events behind four unreadable ones
+@pytest.mark.slow  # a thousand events behind five unreadable ones
 def test_the_relay_publishes_a_marker_for_each_unreadable_event_and_every_event_behind_it(
     stack: Stack,
 ) -> None:
     ledger = stack.services.ledger
     victim = open_account(stack.services)
-    for i in range(3):
+    for i in range(4):
         ledger.record_activity(victim.id, Visit("store", f"s{i}"), datetime.now(UTC), meta())
-    hashes = {v: stored_hash(stack, victim.id, v) for v in (1, 2, 3, 4)}
+    hashes = {v: stored_hash(stack, victim.id, v) for v in (1, 2, 3, 4, 5)}
     # Not JSON, with its hash still in the text; bytes that are no text at all; JSON whose
-    # metadata is not an object; JSON without its hash.
+    # metadata is not an object; JSON without its hash; an event padded past what Kafka takes.
     corrupt(stack, victim.id, 1, "overlay(state placing '#' from 1 for 1)")
     corrupt(stack, victim.id, 2, "'\\xfffe00'::bytea")
     corrupt(
@@ -198,11 +198,18 @@ def test_the_relay_publishes_a_marker_for_each_unreadable_event_and_every_event_
         4,
         "convert_to((convert_from(state, 'UTF8')::jsonb - 'hash')::text, 'UTF8')",
     )
+    corrupt(
+        stack,
+        victim.id,
+        5,
+        "convert_to(jsonb_set(convert_from(state, 'UTF8')::jsonb, '{padding}',"
+        " to_jsonb(repeat('x', 1100000)))::text, 'UTF8')",
+    )
     good = open_account(stack.services, name="Bo Chan")
     for n in range(1, GOOD):
         purchase_ = Purchase(Decimal(f"{n}.00"), Decimal("1.00"), "HKD", "s")
         ledger.record_activity(good.id, purchase_, datetime.now(UTC), meta())
-    total = 4 + GOOD
+    total = 5 + GOOD
     assert ledger.recorder.max_notification_id() == total
     before = unreadable_count()
 
@@ -210,25 +217,26 @@ def test_the_relay_publishes_a_marker_for_each_unreadable_event_and_every_event_
 
     assert published == total
     assert relay_position(stack.services) == total
-    assert unreadable_count() - before == 4
+    assert unreadable_count() - before == 5
     records = read_topic(stack.bootstrap, ACCOUNT_EVENTS, total)
     events = [orjson.loads(r.value) for r in records]
     assert sorted(e["position"] for e in events) == list(range(1, total + 1))  # each once
     markers = sorted(
         (e for e in events if e["subject"] == str(victim.id)), key=lambda e: e["position"]
     )
-    assert [m["type"] for m in markers] == [UNREADABLE_TYPE] * 4
-    assert [(m["position"], m["accountversion"]) for m in markers] == [(v, v) for v in (1, 2, 3, 4)]
+    assert [m["type"] for m in markers] == [UNREADABLE_TYPE] * 5
+    assert [(m["position"], m["accountversion"]) for m in markers] == [(v, v) for v in range(1, 6)]
     for marker in markers:
         assert marker["data"]["account_id"] == str(victim.id)
         assert marker["data"]["position"] == marker["position"]
         assert marker["data"]["version"] == marker["accountversion"]
         assert marker["data"]["error"]
     stored = [m["data"]["stored_hash"] for m in markers]
-    assert stored == [hashes[1], None, hashes[3], None]
+    assert stored == [hashes[1], None, hashes[3], None, hashes[5]]
     assert [m.get("hash") for m in markers] == stored
     assert "metadata" in markers[2]["data"]["error"]
     assert "hash is missing" in markers[3]["data"]["error"]
+    assert markers[4]["data"]["error"].startswith("MessageSizeTooLargeError")
     # Every good event, in its account's order, behind the unreadable ones.
     behind = [e for r, e in zip(records, events, strict=True) if e["subject"] == str(good.id)]
     assert [e["accountversion"] for e in behind] == list(range(1, GOOD + 1))
