@@ -35,7 +35,7 @@ from api.app import create_app
 from tests.support import open_plain, own_ledger
 
 ROLES = ("customer_service", "auditor", "admin")
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 50
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
