@@ -74,6 +74,15 @@ def server(services: Services) -> Iterator[tuple[str, int]]:
 # ---- unexpected errors ------------------------------------------------------------------
 
 
+def _about_the_error(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The error records of the API and of the server (not those of other threads' work)."""
+    return [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and r.name.startswith(("crmledger.api", "uvicorn"))
+    ]
+
+
 @pytest.mark.usefixtures("failing_digest")
 def test_an_unexpected_error_is_a_500_problem_logged_once_with_the_callers_correlation_id(
     client: TestClient, auth: Auth, caplog: pytest.LogCaptureFixture
@@ -86,7 +95,7 @@ def test_an_unexpected_error_is_a_500_problem_logged_once_with_the_callers_corre
     assert body["correlation_id"] == response.headers["X-Correlation-Id"] == "ticket-4711"
     assert "ticket-4711" in body["detail"] and "the digest broke" not in body["detail"]
     assert "connection" not in response.headers
-    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    logged = _about_the_error(caplog)
     assert len(logged) == 1
     assert "ticket-4711" in logged[0].getMessage()
     assert logged[0].exc_info is not None and "the digest broke" in str(logged[0].exc_info[1])
@@ -127,7 +136,7 @@ def test_a_500_keeps_the_connection_of_a_real_server_and_is_logged_once(
     assert second.status == 200, second.read()
     second.read()
     conn.close()
-    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    logged = _about_the_error(caplog)
     assert [r.name for r in logged] == ["crmledger.api"]  # not uvicorn's as well
     assert "over-the-wire" in logged[0].getMessage() and logged[0].exc_info is not None
 
