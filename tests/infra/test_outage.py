@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import subprocess
 import threading
 import time
@@ -15,9 +16,13 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
 from api.auth import issue_token
+from infra.database import RECONNECT_WINDOW, FailFastPool
 from infra.embedded_postgres import pg_ctl
+from infra.wiring import Services
 from tests.serving import free_port, fresh_home, start_serve, stop_serve, wait_ready
 from tests.support import JWT_SECRET
 
@@ -171,3 +176,21 @@ def test_a_killed_postgres_gets_fast_503s_and_the_ledger_recovers_with_every_com
         for account_id in load.acknowledged:
             assert client.get(f"/v1/accounts/{account_id}", headers=staff).status_code == 200
         assert client.get("/v1/audit/verify", headers=auditor).json()["ok"] is True
+
+
+def test_readyz_says_why_quickly_and_healthz_stays_a_liveness_check(services: Services) -> None:
+    dead = FailFastPool(
+        f"postgresql://postgres@127.0.0.1:{free_port()}/test",
+        min_size=1,
+        timeout=1.0,
+        reconnect_timeout=RECONNECT_WINDOW,
+        open=True,
+    )
+    try:
+        with TestClient(create_app(dataclasses.replace(services, pool=dead))) as client:
+            ready = client.get("/readyz")
+            assert_unavailable(ready)
+            assert ready.json()["detail"].startswith("database unreachable: connection")
+            assert client.get("/healthz").json() == {"status": "ok"}
+    finally:
+        dead.close()
