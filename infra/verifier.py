@@ -21,7 +21,7 @@ definition of the hash chain. The write path is untouched.
   RFC 7234 is obsolete). The API takes the table through `BrokenAccounts`,
   which re-reads it at most once a second, so a read costs no query.
 - /metrics exports the number of broken accounts (`crmledger_broken_accounts`).
-- While PostgreSQL is away the verifier logs, waits (1 s doubling to 30 s) and
+- While PostgreSQL is away the verifier logs, waits (the workers' backoff, infra/worker.py) and
   goes on from where it was: it keeps its place and its chain heads in memory.
   A broken account does not stop it: the next events are checked as ever.
 
