@@ -176,6 +176,17 @@ def test_a_killed_postgres_gets_fast_503s_and_the_ledger_recovers_with_every_com
         for account_id in load.acknowledged:
             assert client.get(f"/v1/accounts/{account_id}", headers=staff).status_code == 200
         assert client.get("/v1/audit/verify", headers=auditor).json()["ok"] is True
+        # The background side came back too: every role runs, and the read models
+        # (relay, broker, projector) caught up with the commands after the return.
+        admin = {"Authorization": f"Bearer {issue_token(JWT_SECRET, 'ad', ['admin'])}"}
+        deadline = time.monotonic() + 30
+        while True:
+            ready = client.get("/readyz").json()
+            models = client.get("/v1/admin/projections", headers=admin).json()
+            if ready["status"] == "ready" and all(m["lag"] == 0 for m in models):
+                break
+            assert time.monotonic() < deadline, (ready, models)
+            time.sleep(0.2)
 
 
 def test_readyz_says_why_quickly_and_healthz_stays_a_liveness_check(services: Services) -> None:
