@@ -7,7 +7,7 @@ it as any other message: applied once if it now passes, or parked again as a
 new dead letter if it still fails. An id applied meanwhile by another copy is a
 duplicate there, never applied twice. A truncated dead letter (a message too
 large for the broker, consumers/dead_letters.py) is never replayed: its value
-is not the original; it counts as skipped.
+is not the original; the report counts it apart.
 
 Each replayed dead letter is recorded in PostgreSQL, keyed by broker cluster,
 partition and offset (an embedded broker starts at offset 0 with a new cluster
@@ -131,6 +131,8 @@ class ReplayReport:
     replayed: list[DeadLetter]
     # Replayed before, or by another replay running at the same moment.
     skipped: int
+    # Truncated copies of messages too large for the broker: never replayed.
+    truncated: int = 0
 
 
 def create_replay_table(pool: ConnectionPool) -> None:
@@ -173,7 +175,8 @@ def replay_dead_letters(
         for letter in list_dead_letters(services, bootstrap)
         if error is None or letter.error == error
     ]
-    letters = [letter for letter in chosen if letter.replayed_at is None and not letter.truncated]
+    whole = [letter for letter in chosen if not letter.truncated]
+    letters = [letter for letter in whole if letter.replayed_at is None]
     cluster = cluster_id(bootstrap)
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
@@ -189,7 +192,7 @@ def replay_dead_letters(
             )
     finally:
         producer.close(timeout=10)
-    return ReplayReport(replayed, len(chosen) - len(replayed))
+    return ReplayReport(replayed, len(whole) - len(replayed), len(chosen) - len(whole))
 
 
 def _replay_batch(

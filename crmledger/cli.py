@@ -368,6 +368,8 @@ def dlq_list(
     for x in letters:
         key = "" if x.key is None else x.key.decode(errors="replace")
         replayed = "no" if x.replayed_at is None else f"{x.replayed_at:%Y-%m-%d %H:%M:%S}"
+        if x.truncated:
+            replayed = "truncated: not replayable"
         if x.replayed_to is not None:
             replayed += f" -> [{x.replayed_to[0]}]@{x.replayed_to[1]}"
         table.add_row(
@@ -394,7 +396,9 @@ def dlq_replay(
         services.close()
     console.print(
         f"replayed {len(report.replayed)} dead letters to {INTEGRATION_EVENTS}"
-        f" ({report.skipped} replayed before)"
+        f" ({report.skipped} replayed before"
+        + (f", {report.truncated} truncated: not replayable" if report.truncated else "")
+        + ")"
     )
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 from typer.testing import CliRunner
 
 from consumers.dead_letter_replay import ReplayReport, list_dead_letters, replay_dead_letters
@@ -181,3 +182,23 @@ def test_two_replays_at_the_same_moment_send_each_dead_letter_once(
     letters = list_dead_letters(stack.services, stack.bootstrap)
     assert len(letters) == 20 and all(x.replayed_at is not None for x in letters)
     assert sorted(x.replayed_to[1] for x in letters if x.replayed_to) == list(range(20, 40))
+
+
+def test_a_truncated_dead_letter_is_listed_but_never_replayed(
+    stack: Stack, ingest: Ingest, cli: Callable[..., Any]
+) -> None:
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap, max_request_size=4 * 1024 * 1024)
+    try:
+        producer.send(INTEGRATION_EVENTS, key=b"k", value=b"not JSON " + b"x" * 1_200_000)
+        producer.send(INTEGRATION_EVENTS, key=b"k", value=b"not JSON either")
+        producer.flush()
+    finally:
+        producer.close()
+    drain(ingest, 2)
+
+    letters = list_dead_letters(stack.services, stack.bootstrap)
+    assert [x.truncated for x in letters] == [True, False]
+    report = replay_dead_letters(stack.services, stack.bootstrap)
+    assert ([x.offset for x in report.replayed], report.skipped, report.truncated) == ([1], 0, 1)
+    assert "truncated: not replayable" in cli("dlq", "list").output
+    assert "1 truncated: not replayable" in cli("dlq", "replay").output
