@@ -27,8 +27,6 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.consumer.fetcher import ConsumerRecord
@@ -39,6 +37,7 @@ from pydantic import ValidationError
 
 from consumers.messages import NotJSON, describe
 from domain.errors import LedgerError
+from infra.database import INFRASTRUCTURE_ERRORS
 from infra.metrics import DEAD_LETTERS
 from infra.topics import INTEGRATION_DLQ
 
@@ -66,22 +65,15 @@ def is_infrastructure(error: BaseException) -> bool:
     """True when a failure is the database's or the broker's, not the message's: retry later.
 
     PostgreSQL unreachable, a pool checkout or a statement that timed out
-    (psycopg's OperationalError covers psycopg_pool.PoolTimeout and
-    QueryCanceled; eventsourcing wraps them in its own OperationalError and
-    InterfaceError), a broker that does not answer, a socket that failed. A
-    refusal by size is the message's: it is parked, truncated.
+    (infra/database.py's INFRASTRUCTURE_ERRORS, the ones the API answers 503
+    to: its DatabaseUnavailable, psycopg's OperationalError, which covers
+    psycopg_pool.PoolTimeout and QueryCanceled, and eventsourcing's wrappers),
+    a broker that does not answer, a socket that failed. A refusal by size is
+    the message's: it is parked, truncated.
     """
     if isinstance(error, _SIZE_REFUSALS):
         return False
-    return isinstance(
-        error,
-        psycopg.OperationalError
-        | psycopg.InterfaceError
-        | OperationalError
-        | InterfaceError
-        | KafkaError
-        | OSError,
-    )
+    return isinstance(error, (*INFRASTRUCTURE_ERRORS, KafkaError, OSError))
 
 
 def dead_letter_reason(error: BaseException) -> str | None:

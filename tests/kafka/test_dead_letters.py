@@ -9,6 +9,7 @@ from kafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeToo
 from psycopg_pool import PoolTimeout
 
 from consumers.dead_letters import dead_letter_reason, error_detail, is_infrastructure
+from infra.database import DatabaseUnavailable
 
 
 @pytest.mark.parametrize(
@@ -18,6 +19,8 @@ from consumers.dead_letters import dead_letter_reason, error_detail, is_infrastr
         psycopg.errors.QueryCanceled("statement timeout"),
         psycopg.InterfaceError("the connection is closed"),
         PoolTimeout("couldn't get a connection after 5.00 sec"),
+        DatabaseUnavailable("the database is unreachable"),
+        psycopg.errors.LockNotAvailable("lock timeout"),
         es.OperationalError("server closed the connection"),
         es.InterfaceError("the connection is closed"),
         KafkaTimeoutError("no broker"),

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+import psycopg
 import pytest
 from kafka import KafkaProducer
 from prometheus_client import REGISTRY
@@ -24,6 +25,7 @@ from consumers.dead_letters import TRUNCATED_VALUE_BYTES
 from consumers.inbound import Ingest
 from domain.account import account_id_for
 from domain.activities import Purchase, Visit
+from infra.database import INFRASTRUCTURE_ERRORS
 from infra.outbound_events import UNREADABLE_TYPE
 from infra.relay import Relay, relay_position
 from infra.topics import ACCOUNT_EVENTS, INTEGRATION_DLQ
@@ -326,3 +328,38 @@ def test_a_message_whose_receipt_lookup_the_database_refuses_is_parked(
     (letter,) = read_topic(stack.bootstrap, INTEGRATION_DLQ, 1)
     assert dict(letter.headers)["error"] == b"unexpected_error"
     assert dict(letter.headers)["error_detail"].startswith(b"DataError")
+
+
+@pytest.mark.slow  # waits out a statement timeout
+def test_while_the_database_cannot_answer_no_good_message_is_dead_lettered(
+    stack: Stack, big_producer: KafkaProducer
+) -> None:
+    ref = f"C-{uuid.uuid4().hex[:8]}"
+    send(big_producer, KEY, opened(ref))
+    for n in range(1, 6):
+        send(big_producer, KEY, purchase(f"ext:{ref}", n))
+    big_producer.flush()
+    schema = stack.settings.database_schema
+    blocker = psycopg.connect(stack.services.database_url)
+    ingest = Ingest(stack.services, stack.bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS)
+    try:
+        # Another session holds the receipts table: every statement on it runs out of time.
+        blocker.execute(f"LOCK TABLE {schema}.inbound_applied IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(INFRASTRUCTURE_ERRORS):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                ingest.poll_once(200)
+        assert ingest.totals.records == 0
+    finally:
+        blocker.rollback()
+        blocker.close()
+        ingest.close()
+
+    # The worker builds the consumer again: everything is applied, nothing was parked.
+    again = Ingest(stack.services, stack.bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS)
+    try:
+        drain(again, 6)
+    finally:
+        again.close()
+    assert (again.totals.applied, again.totals.dead_letters) == (6, 0)
+    assert read_topic(stack.bootstrap, INTEGRATION_DLQ, 1, timeout=1) == []
