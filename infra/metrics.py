@@ -63,11 +63,6 @@ RELAY_UNREADABLE = Counter(
     "Stored events the relay could not read, published as crmledger.EventUnreadable markers",
     ["topic"],
 )
-RELAY_UNREADABLE = Counter(
-    "crmledger_relay_unreadable_events",
-    "Stored events the relay could not read, published as crmledger.EventUnreadable markers",
-    ["topic"],
-)
 PROJECTION_POSITION = Gauge(
     "crmledger_projection_position",
     "The highest global position a read model applied",
