@@ -40,7 +40,6 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     create_model,
-    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -63,9 +62,24 @@ class NotJSON(ValueError):
     """The message value is not JSON at all."""
 
 
-def _media_type(value: Any) -> Any:
-    # "application/json; charset=utf-8" is JSON too.
-    return value.split(";", 1)[0].strip().lower() if isinstance(value, str) else value
+def _account_reference(v: Any) -> Any:
+    if not isinstance(v, str):
+        return v
+    if why := control_character(v):
+        raise ValueError(why)
+    if v.startswith(EXTERNAL_PREFIX):
+        if len(v) == len(EXTERNAL_PREFIX):
+            raise ValueError("subject ext: needs an external_ref after the colon")
+        return v
+    try:
+        UUID(v)
+    except ValueError:
+        raise ValueError("subject must be an account id or ext:<external_ref>") from None
+    return v
+
+
+# "application/json; charset=utf-8" is JSON too.
+JSONMediaType = Annotated[str, Field(pattern=r"(?i)^application/json\s*(;.*)?$")]
 
 
 class Envelope(BaseModel):
@@ -78,29 +92,16 @@ class Envelope(BaseModel):
     id: Attribute
     source: Attribute
     type: str
-    subject: Attribute
+    subject: Annotated[
+        str, Field(min_length=1, max_length=200), BeforeValidator(_account_reference)
+    ]
     time: Time
-    datacontenttype: Annotated[Literal["application/json"] | None, BeforeValidator(_media_type)] = (
-        None
-    )
+    datacontenttype: JSONMediaType | None = None
     data: Strict
-
-    @field_validator("subject")
-    @classmethod
-    def _account_reference(cls, v: str) -> str:
-        if v.startswith(EXTERNAL_PREFIX):
-            if len(v) == len(EXTERNAL_PREFIX):
-                raise ValueError("subject ext: needs an external_ref after the colon")
-            return v
-        try:
-            UUID(v)
-        except ValueError:
-            raise ValueError("subject must be an account id or ext:<external_ref>") from None
-        return v
 
     @model_validator(mode="after")
     def _extensions_are_clean(self) -> Envelope:
-        for name, value in (self.model_extra or {}).items():
+        for name, value in self.__pydantic_extra__.items() if self.__pydantic_extra__ else ():
             if not _EXTENSION_NAME.fullmatch(name):
                 raise ValueError(f"extension attribute {name!r}: names are a-z and 0-9 only")
             if isinstance(value, str):

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Annotated, ClassVar
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from domain import activities as act
 from domain.account import CHANNELS, CLOSE_REASONS, ERASE_REASONS, SCORES, SEVERITIES
@@ -35,7 +34,6 @@ from infra.inputs import (
     Short,
     Strict,
     Text,
-    check_minor_units,
     one_of,
 )
 
@@ -100,16 +98,10 @@ class Activity(Strict):
 class Purchase(Activity):
     command_type = act.Purchase
 
-    # Before the amounts: their check reads it.
-    currency: Currency
+    currency: Currency  # first: the amounts' check reads it
     amount: Amount
     cost: Cost
     store: Short
-
-    @field_validator("amount", "cost")
-    @classmethod
-    def _in_minor_units(cls, value: Decimal, info: ValidationInfo) -> Decimal:
-        return check_minor_units(value, info.data.get("currency"))
 
 
 class Refund(Purchase):

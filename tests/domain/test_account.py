@@ -51,6 +51,7 @@ def test_every_event_carries_business_time_metadata_and_chained_hashes() -> None
         ({"channel": "fax"}, "channel must be one of"),
         ({"occurred_at": NOW + timedelta(minutes=30)}, "more than 5 minutes in the future"),
         ({"occurred_at": NOW.replace(tzinfo=None)}, "time zone"),
+        ({"occurred_at": NOW.replace(year=1899)}, "before 1900"),
     ],
 )
 def test_opening_refuses_bad_values(overrides: dict[str, object], message: str) -> None:
@@ -71,6 +72,10 @@ def test_a_slightly_future_time_is_accepted() -> None:
         (Decimal("5"), Decimal("-1"), "HKD"),
         (Decimal("5"), Decimal("1"), "hkd"),
         (Decimal("5"), Decimal("1"), "HKDX"),
+        (Decimal("5"), Decimal("1"), "ZZZ"),
+        (Decimal("19.999"), Decimal("1"), "HKD"),
+        (Decimal("5"), Decimal("0.001"), "HKD"),
+        (Decimal("1.5"), Decimal("1"), "JPY"),
     ],
 )
 def test_money_must_be_positive_with_a_currency_code(
@@ -78,6 +83,14 @@ def test_money_must_be_positive_with_a_currency_code(
 ) -> None:
     with pytest.raises(InvalidCommand):
         opened().record_purchase(amount, cost, currency, "central", NOW, META)
+
+
+def test_money_in_a_currency_s_minor_units_is_accepted() -> None:
+    account = opened()
+    account.record_purchase(Decimal("19.990"), Decimal("0.5"), "HKD", "central", NOW, META)
+    account.record_purchase(Decimal("1.234"), Decimal("1"), "KWD", "central", NOW, META)
+    account.record_purchase(Decimal("500"), Decimal("1.00"), "JPY", "central", NOW, META)
+    assert account.version == 4
 
 
 def test_a_closed_account_takes_no_command_but_erase() -> None:
