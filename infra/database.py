@@ -152,13 +152,9 @@ class _FailFast:
 
     timeout: float
     name: str
+    # Why the last attempt to connect failed, while no attempt since has succeeded.
     _unreachable: str | None = None
     _unreachable_since = 0.0
-
-    @property
-    def unreachable(self) -> str | None:
-        """Why the last attempt to connect failed, while no attempt since has succeeded."""
-        return self._unreachable
 
     def getconn(self, timeout: float | None = None) -> Any:
         """A connection, or DatabaseUnavailable quickly while the server is away."""
