@@ -90,6 +90,8 @@ def read_json(raw: bytes) -> Any:
 
 
 def _has_float(document: Any) -> bool:
+    # Where orjson gave a float, the exact reader is needed (an integer too
+    # long for 64 bits comes as a float too).
     stack = [document]
     while stack:
         value = stack.pop()
