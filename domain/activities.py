@@ -1,7 +1,9 @@
-"""Service activities as command values, one per inbound type name.
+"""Service activities as command values: what the ledger is asked to record.
 
-The HTTP API and the inbound Kafka consumer both build one of these from a
-message whose `type` is the key of ACTIVITIES, then hand it to the ledger.
+ACTIVITIES names each by its short name (the HTTP activity `type`, and the
+older inbound type). The HTTP API and the inbound Kafka consumer both build one
+of these from a message checked against its contract (infra/contracts.py),
+then hand it to the ledger.
 """
 
 from __future__ import annotations
