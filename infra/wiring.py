@@ -9,8 +9,8 @@ from psycopg_pool import ConnectionPool
 from domain.ledger import Ledger
 from infra.access_log import AccessLog
 from infra.audit_feed import AuditFeed
-from infra.event_log import EventLog
 from infra.database import database_url, event_store_env, open_pool
+from infra.event_log import EventLog
 from infra.idempotency import IdempotencyStore
 from infra.inbound_receipts import RECORDER_ENV, receipt_pending
 from infra.keys import HmacBlindIndex, PostgresKeyVault, blind_index_key
