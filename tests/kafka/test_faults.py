@@ -147,7 +147,15 @@ def bad_messages(account: CustomerAccount, closed: CustomerAccount) -> list[tupl
         (cloud_event("teleport", subject, {}), "invalid_event"),
         (cloud_event("feedback", subject, {"score": 9}), "invalid_event"),
         (purchase(str(closed.id)), "account_closed"),
-        (cloud_event("visit", subject, {"channel": "fax", "location": "x"}), "invalid"),
+        (cloud_event("visit", subject, {"channel": "fax", "location": "x"}), "invalid_event"),
+        (
+            cloud_event(
+                "account_opened",
+                f"ext:burst-{uuid.uuid4().hex[:8]}",
+                {"segment": "platinum", "channel": "store", "customer": {"name": "Pat Doe"}},
+            ),
+            "invalid",  # the domain's rule: segments are configured
+        ),
         (
             cloud_event("inquiry_answered", subject, {"inquiry_id": "never", "channel": "app"}),
             "conflict",
