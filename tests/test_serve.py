@@ -86,7 +86,10 @@ def postmaster_pid(home: Path) -> int:
 def gone(pid: int, started: float) -> bool:
     """The process that had `pid` and was started at `started` is no more (pids recycle)."""
     try:
-        return psutil.Process(pid).create_time() != started
+        process = psutil.Process(pid)
+        # An exited child of a killed parent is reparented to PID 1, which in
+        # some containers never reaps it: a zombie has stopped all the same.
+        return process.create_time() != started or process.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
 
