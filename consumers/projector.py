@@ -33,7 +33,7 @@ import orjson
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from infra.broker import group_consumer, kafka_bootstrap
+from infra.broker import group_consumer, on_broker
 from infra.metrics import count_parked
 from infra.topics import ACCOUNT_EVENTS
 from infra.wiring import Services
@@ -68,6 +68,7 @@ class Projector:
         max_records: int = 2000,
     ) -> None:
         self._readmodels = services.readmodels
+        self.bootstrap = bootstrap
         self.applied = 0
         self.parked = 0
         self._consumer = group_consumer(
@@ -160,6 +161,16 @@ def read_message(
 
 
 def start_projector(services: Services, bootstrap: str | None = None, **options: Any) -> Worker:
-    """Run the projector in a worker thread that restarts it after failures."""
-    address = bootstrap or kafka_bootstrap(services.settings)
-    return Worker("projector", lambda: Projector(services, address, **options)).start()
+    """Run the projector in a worker thread that restarts it after failures.
+
+    Without `bootstrap`, the broker is looked up at every restart, as the relay
+    and the ingest do (infra/broker.py `on_broker`). `options` go to `Projector`.
+    """
+    return Worker("projector", projector_factory(services, bootstrap, **options)).start()
+
+
+def projector_factory(
+    services: Services, bootstrap: str | None = None, **options: Any
+) -> Callable[[], Projector]:
+    """Builds a projector on the broker as it is now (the worker calls it at each restart)."""
+    return on_broker(services.settings, bootstrap, lambda at: Projector(services, at, **options))

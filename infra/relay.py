@@ -53,12 +53,12 @@ from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
 from domain.account import event_type_of
-from infra.broker import cluster_id, kafka_bootstrap
+from infra.broker import cluster_id, on_broker
 from infra.database import connection_options
 from infra.event_log import EventLog, LogRow
 from infra.outbound_events import stored_message, unreadable_message
 from infra.partitioner import KeyPartitioner
-from infra.topics import ACCOUNT_EVENTS, CLOUDEVENTS_JSON, ensure_topics
+from infra.topics import ACCOUNT_EVENTS, CLOUDEVENTS_JSON
 from infra.wiring import Services
 from infra.worker import Worker
 
@@ -338,9 +338,5 @@ def start_relay(services: Services, bootstrap: str | None = None, **options: Any
     `Relay`.
     """
 
-    def factory() -> Relay:
-        address = bootstrap or kafka_bootstrap(services.settings)
-        ensure_topics(address, services.settings)
-        return Relay(services, address, **options)
-
-    return Worker("crmledger-relay", factory).start()
+    build = on_broker(services.settings, bootstrap, lambda at: Relay(services, at, **options))
+    return Worker("crmledger-relay", build).start()

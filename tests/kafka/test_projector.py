@@ -7,8 +7,9 @@ import time
 import psycopg
 import pytest
 
-from consumers.projector import Projector
+from consumers.projector import Projector, projector_factory
 from domain import activities as act
+from infra.broker import kafka_bootstrap, stop_embedded_broker
 from infra.relay import Relay
 from tests.kafka.conftest import SESSION_TIMEOUT_MS, Stack, meta, open_account
 
@@ -70,3 +71,28 @@ def test_the_projector_applies_each_event_once_even_when_redelivered(stack: Stac
     assert facts(stack) == (4, 12, 4), "redelivered events were skipped by position"
     status = {s["name"]: s for s in stack.services.readmodels.status()}
     assert status["kpis"]["lag"] == 0 and status["directory"]["lag"] == 0
+
+
+@pytest.mark.slow
+def test_the_projector_finds_a_restarted_embedded_broker_at_its_next_build(stack: Stack) -> None:
+    open_account(stack.services, name="Restart")
+    build = projector_factory(stack.services, session_timeout_ms=SESSION_TIMEOUT_MS)
+    first = build()
+    first.close()
+    assert first.bootstrap == stack.bootstrap
+
+    stop_embedded_broker(stack.home)
+    second = build()  # what the worker does when it restarts the role
+    try:
+        assert second.bootstrap == kafka_bootstrap(stack.settings) != stack.bootstrap
+        relay = Relay(stack.services, second.bootstrap)
+        try:
+            assert relay.publish_pending() == 1  # the new broker is empty: all again
+        finally:
+            relay.close()
+        deadline = time.monotonic() + 20
+        while second.applied < 1 and time.monotonic() < deadline:
+            second.poll_once(200)
+        assert facts(stack) == (1, 0, 1)
+    finally:
+        second.close()
