@@ -38,19 +38,6 @@ from infra.wiring import Services
 
 BATCH = 500
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS dead_letter_replays (
-    cluster_id text NOT NULL,
-    partition integer NOT NULL,
-    kafka_offset bigint NOT NULL,
-    error text NOT NULL,
-    replayed_at timestamptz NOT NULL DEFAULT now(),
-    replayed_partition integer,
-    replayed_offset bigint,
-    PRIMARY KEY (cluster_id, partition, kafka_offset)
-)
-"""
-
 _CLAIM = """
 INSERT INTO dead_letter_replays (cluster_id, partition, kafka_offset, error)
 VALUES (%s, %s, %s, %s)
@@ -135,20 +122,12 @@ class ReplayReport:
     truncated: int = 0
 
 
-def create_replay_table(pool: ConnectionPool) -> None:
-    """Create the table of replayed dead letters if missing (in the pool's schema)."""
-    with pool.connection() as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('crmledger-ddl'))")
-        conn.execute(_DDL)
-
-
 def list_dead_letters(
     services: Services, bootstrap: str, timeout: float = 30.0
 ) -> list[DeadLetter]:
     """Every dead letter on the topic now, by partition and offset, with its replay if any."""
     cluster = cluster_id(bootstrap)
     records = _read_all(bootstrap, INTEGRATION_DLQ, timeout)
-    create_replay_table(services.pool)
     with services.pool.connection() as conn:
         rows = conn.execute(
             "SELECT partition, kafka_offset, replayed_at, replayed_partition, replayed_offset"

@@ -4,8 +4,9 @@ A consumer that failed before storing its offsets reads such a message again;
 this record keeps it from sending the dead letter a second time
 (consumers/dead_letter_outbox.py). Rows are keyed like stored offsets, by
 broker cluster, consumer group, topic, partition and offset, and say where the
-dead letter went. They are pruned with the CloudEvent id receipts
-(infra/inbound_receipts.py): by then the stored offsets are long past them.
+dead letter went; the table is created with the others (infra/schema.py). They
+are pruned with the CloudEvent id receipts (infra/inbound_receipts.py): by then
+the stored offsets are long past them.
 """
 
 from __future__ import annotations
@@ -13,22 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from psycopg_pool import ConnectionPool
-
-# Created with the Ledger's recorder tables (infra/inbound_receipts.py).
-CREATE_DEAD_LETTERED = """
-CREATE TABLE IF NOT EXISTS {schema}.inbound_dead_lettered (
-    cluster_id text NOT NULL,
-    consumer_group text NOT NULL,
-    topic text NOT NULL,
-    partition integer NOT NULL,
-    kafka_offset bigint NOT NULL,
-    reason text NOT NULL,
-    dlq_partition integer NOT NULL,
-    dlq_offset bigint NOT NULL,
-    sent_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (cluster_id, consumer_group, topic, partition, kafka_offset)
-)
-"""
 
 
 def record_dead_letters(

@@ -50,7 +50,6 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from kafka import KafkaProducer
 from kafka.errors import MessageSizeTooLargeError
 from psycopg.sql import SQL, Identifier
-from psycopg_pool import ConnectionPool
 
 from domain.account import event_type_of
 from infra.broker import cluster_id, on_broker
@@ -74,15 +73,6 @@ EMBEDDED_DELIVERY_TIMEOUT_MS = 10_000
 CLUSTER_DELIVERY_TIMEOUT_MS = 120_000
 # What reading a stored event may raise when its bytes are not an event's.
 UNREADABLE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS relay_positions (
-    topic text PRIMARY KEY,
-    cluster_id text NOT NULL,
-    position bigint NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
-)
-"""
 
 
 class Relay:
@@ -133,7 +123,6 @@ class Relay:
         self._placement = KeyPartitioner()
         self.position: int | None = None  # loaded on first use, after the lock
         self.published = 0
-        create_relay_table(self._pool)
 
     # ---- catching up ------------------------------------------------------------
 
@@ -311,16 +300,8 @@ class Relay:
         self.position = position
 
 
-def create_relay_table(pool: ConnectionPool) -> None:
-    """Create the relay's position table if missing (in the pool's schema)."""
-    with pool.connection() as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('crmledger-ddl'))")
-        conn.execute(_DDL)
-
-
 def relay_position(services: Services, topic: str = ACCOUNT_EVENTS) -> int | None:
     """How far the relay has published `topic`, or None before its first run."""
-    create_relay_table(services.pool)
     with services.pool.connection() as conn:
         row = conn.execute(
             "SELECT position FROM relay_positions WHERE topic = %s", (topic,)

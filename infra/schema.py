@@ -1,19 +1,34 @@
-"""The ledger's own tables beside the event store: keys, access log, idempotency."""
+"""Every table of the ledger's PostgreSQL schema (CRMLEDGER_DATABASE_SCHEMA), in one place.
+
+eventsourcing creates its own two tables in the same schema, `stored_events`
+and `snapshots`, with the Ledger's recorder (infra/event_store/); what we rely
+on in them is held by tests/infra/test_event_store_contract.py. Everything else
+the ledger keeps beside its events is created here: `create_tables` runs at
+every start (infra/wiring.py), from many processes at once, and is idempotent.
+The read models' tables live in their own schema and module
+(projections/schema.py): they are disposable, rebuilt from the events, and
+projections may not import infra. No other module holds DDL.
+
+Every statement names its schema: a table never lands wherever a session's
+search_path happens to point. The one-time migrations of older tables sit
+beside the table they change.
+"""
 
 from __future__ import annotations
 
 from psycopg_pool import ConnectionPool
 
-DDL = """
-CREATE SCHEMA IF NOT EXISTS {schema};
-
+# Statements per table, in creation order; `{schema}` is the ledger's schema.
+TABLES: dict[str, str] = {
+    "account_keys": """
 CREATE TABLE IF NOT EXISTS {schema}.account_keys (
     account_id uuid PRIMARY KEY,
     wrapped_key bytea,
     created_at timestamptz NOT NULL DEFAULT now(),
     destroyed_at timestamptz
 );
-
+""",
+    "access_log": """
 CREATE TABLE IF NOT EXISTS {schema}.access_log (
     id bigserial PRIMARY KEY,
     at timestamptz NOT NULL DEFAULT now(),
@@ -35,8 +50,9 @@ END $$;
 DROP TRIGGER IF EXISTS access_log_append_only ON {schema}.access_log;
 CREATE TRIGGER access_log_append_only BEFORE UPDATE OR DELETE ON {schema}.access_log
     FOR EACH ROW EXECUTE FUNCTION {schema}.access_log_append_only();
-
--- Service performance guidelines: the ledger's own settings, not a read model.
+""",
+    # Service performance guidelines: the ledger's own settings, not a read model.
+    "guidelines": """
 CREATE TABLE IF NOT EXISTS {schema}.guidelines (
     kpi text PRIMARY KEY,
     comparison text NOT NULL CHECK (comparison IN ('at_least', 'at_most')),
@@ -44,11 +60,12 @@ CREATE TABLE IF NOT EXISTS {schema}.guidelines (
     updated_at timestamptz NOT NULL DEFAULT now(),
     updated_by text NOT NULL
 );
-
--- Idempotency keys keep the outcome of a command (account, version), never a
--- response body, and `key` is the SHA-256 of the client's key: a replay renders
--- the account again for its caller, and no personal data sits here in clear
--- (infra/idempotency.py).
+""",
+    # Idempotency keys keep the outcome of a command (account, version), never a
+    # response body, and `key` is the SHA-256 of the client's key: a replay
+    # renders the account again for its caller, and no personal data sits here
+    # in clear (infra/idempotency.py).
+    "idempotency_keys": """
 CREATE TABLE IF NOT EXISTS {schema}.idempotency_keys (
     actor text NOT NULL,
     key text NOT NULL,
@@ -75,12 +92,100 @@ BEGIN
 END $$;
 -- Claims prune expired keys oldest first.
 CREATE INDEX IF NOT EXISTS idempotency_keys_created ON {schema}.idempotency_keys (created_at);
-"""
+""",
+    # How far the relay has published each topic, and to which broker cluster
+    # (infra/relay.py).
+    "relay_positions": """
+CREATE TABLE IF NOT EXISTS {schema}.relay_positions (
+    topic text PRIMARY KEY,
+    cluster_id text NOT NULL,
+    position bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+""",
+    # Accounts whose hash chain breaks, where it first does (infra/verifier.py).
+    "broken_accounts": """
+CREATE TABLE IF NOT EXISTS {schema}.broken_accounts (
+    account_id uuid PRIMARY KEY,
+    version bigint NOT NULL,
+    position bigint NOT NULL,
+    reason text NOT NULL,
+    detected_at timestamptz NOT NULL DEFAULT now()
+);
+""",
+    # Inbound receipts, written in the events' transaction by the recorder
+    # (infra/inbound_receipts.py): the next offset per partition, and each
+    # applied CloudEvent (source, id).
+    "inbound_offsets": """
+CREATE TABLE IF NOT EXISTS {schema}.inbound_offsets (
+    cluster_id text NOT NULL,
+    consumer_group text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    next_offset bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (cluster_id, consumer_group, topic, partition)
+);
+""",
+    "inbound_applied": """
+CREATE TABLE IF NOT EXISTS {schema}.inbound_applied (
+    source text NOT NULL,
+    event_id text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    kafka_offset bigint NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, event_id)
+);
+-- Pruning takes the oldest receipts first.
+CREATE INDEX IF NOT EXISTS inbound_applied_at ON {schema}.inbound_applied (applied_at);
+""",
+    # Inbound messages the broker acknowledged on the dead-letter topic
+    # (infra/dead_lettered.py).
+    "inbound_dead_lettered": """
+CREATE TABLE IF NOT EXISTS {schema}.inbound_dead_lettered (
+    cluster_id text NOT NULL,
+    consumer_group text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    kafka_offset bigint NOT NULL,
+    reason text NOT NULL,
+    dlq_partition integer NOT NULL,
+    dlq_offset bigint NOT NULL,
+    sent_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (cluster_id, consumer_group, topic, partition, kafka_offset)
+);
+""",
+    # Dead letters replayed to the integration topic, so each is replayed once
+    # (consumers/dead_letter_replay.py).
+    "dead_letter_replays": """
+CREATE TABLE IF NOT EXISTS {schema}.dead_letter_replays (
+    cluster_id text NOT NULL,
+    partition integer NOT NULL,
+    kafka_offset bigint NOT NULL,
+    error text NOT NULL,
+    replayed_at timestamptz NOT NULL DEFAULT now(),
+    replayed_partition integer,
+    replayed_offset bigint,
+    PRIMARY KEY (cluster_id, partition, kafka_offset)
+);
+""",
+}
 
 
-def create_tables(pool: ConnectionPool, schema: str) -> None:
-    """Create the tables if missing; safe to run at every start, from many processes."""
+def ddl(schema: str, *tables: str) -> str:
+    """The statements creating `tables` (every table when none is named) in `schema`."""
+    chosen = tables or tuple(TABLES)
+    body = "".join(TABLES[name] for name in chosen)
+    return f"CREATE SCHEMA IF NOT EXISTS {schema};\n" + body.format(schema=schema)
+
+
+def create_tables(pool: ConnectionPool, schema: str, *tables: str) -> None:
+    """Create `tables` (every table when none is named) if missing.
+
+    Safe to run at every start, from many processes.
+    """
     with pool.connection() as conn:
         # Concurrent CREATE ... IF NOT EXISTS can still collide; serialise them.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('crmledger-ddl'))")
-        conn.execute(DDL.format(schema=schema).encode())
+        conn.execute(ddl(schema, *tables).encode())

@@ -49,6 +49,7 @@ from psycopg_pool import ConnectionPool
 from domain.account import event_type_of
 from domain.integrity import Break, ChainVerifier, stored_record
 from infra.event_log import EventLog
+from infra.schema import create_tables
 from infra.worker import OutageLog, Worker
 
 if TYPE_CHECKING:
@@ -56,16 +57,6 @@ if TYPE_CHECKING:
     from infra.wiring import Services
 
 log = logging.getLogger(__name__)
-
-DDL = """
-CREATE TABLE IF NOT EXISTS {schema}.broken_accounts (
-    account_id uuid PRIMARY KEY,
-    version bigint NOT NULL,
-    position bigint NOT NULL,
-    reason text NOT NULL,
-    detected_at timestamptz NOT NULL DEFAULT now()
-)
-"""
 
 # How stale the API's copy of the table may be.
 REFRESH_S = 1.0
@@ -104,9 +95,7 @@ class BrokenAccounts:
 
     def create(self) -> None:
         """Create the table if missing."""
-        with self._pool.connection() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('crmledger-ddl'))")
-            conn.execute(DDL.format(schema=self._schema).encode())
+        create_tables(self._pool, self._schema, "broken_accounts")
 
     def record(self, breaks: Iterable[Break]) -> None:
         """Keep these breaks; an account already kept at the same version keeps its time."""

@@ -47,24 +47,6 @@ ERROR_CHARS = 500
 # A position PostgreSQL's bigint holds; a message claiming another is no ledger event.
 MAX_POSITION = 2**63 - 1
 
-DDL = """
--- Events a read model could not apply: its position moved past them (see projections/parking.py).
-CREATE TABLE IF NOT EXISTS {rm}.parked_events (
-    projection text NOT NULL,
-    position bigint NOT NULL,
-    partition integer NOT NULL,
-    account_id uuid,
-    event_type text,
-    reason text NOT NULL,
-    error_class text NOT NULL,
-    error text NOT NULL,
-    parked_at timestamptz NOT NULL DEFAULT now(),
-    last_attempt_at timestamptz NOT NULL DEFAULT now(),
-    attempts integer NOT NULL DEFAULT 1,
-    PRIMARY KEY (projection, position)
-);
-"""
-
 _COLUMNS = (
     "projection, position, partition, account_id, event_type, reason, error_class, error,"
     " parked_at, last_attempt_at, attempts"

@@ -1,4 +1,11 @@
-"""The read-model tables, in their own PostgreSQL schema (`readmodel` by default)."""
+"""Every read-model table, in its own PostgreSQL schema (CRMLEDGER_READMODEL_SCHEMA).
+
+The one module holding the read models' DDL, as infra/schema.py holds the
+ledger schema's: read models are disposable (a rebuild refills them from the
+events) and projections may not import infra, so their tables stay here.
+Every statement names the schema; the one-time migrations of older tables sit
+beside the table they change.
+"""
 
 from __future__ import annotations
 
@@ -132,6 +139,22 @@ CREATE TABLE IF NOT EXISTS {rm}.segment_changes (
     from_segment text NOT NULL,
     to_segment text NOT NULL,
     PRIMARY KEY (account_id, version)
+);
+
+-- Events a read model could not apply: its position moved past them (see projections/parking.py).
+CREATE TABLE IF NOT EXISTS {rm}.parked_events (
+    projection text NOT NULL,
+    position bigint NOT NULL,
+    partition integer NOT NULL,
+    account_id uuid,
+    event_type text,
+    reason text NOT NULL,
+    error_class text NOT NULL,
+    error text NOT NULL,
+    parked_at timestamptz NOT NULL DEFAULT now(),
+    last_attempt_at timestamptz NOT NULL DEFAULT now(),
+    attempts integer NOT NULL DEFAULT 1,
+    PRIMARY KEY (projection, position)
 );
 """
 

@@ -83,7 +83,6 @@ class ReadModelStore:
         with self._pool.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('crmledger-readmodel-ddl'))")
             conn.execute(ddl(self.schema).encode())
-            conn.execute(self._sql(parking.DDL))
 
     def positions(self) -> dict[str, dict[int, int]]:
         """Per read model, per partition: the highest position applied."""
