@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from domain.account import CustomerAccount, Metadata
+if TYPE_CHECKING:  # the account records these: it imports this module
+    from domain.account import CustomerAccount, Metadata
 
 
 @dataclass(frozen=True)
@@ -96,21 +98,5 @@ ACTIVITIES: dict[str, type[Activity]] = {
 def apply_activity(
     account: CustomerAccount, activity: Activity, occurred_at: datetime, meta: Metadata
 ) -> None:
-    """Call the account's command for this activity."""
-    match activity:
-        case Purchase(amount, cost, currency, store):
-            account.record_purchase(amount, cost, currency, store, occurred_at, meta)
-        case Refund(amount, cost, currency, store):
-            account.record_refund(amount, cost, currency, store, occurred_at, meta)
-        case Visit(channel, location):
-            account.record_visit(channel, location, occurred_at, meta)
-        case OpenInquiry(inquiry_id, channel, topic):
-            account.open_inquiry(inquiry_id, channel, topic, occurred_at, meta)
-        case AnswerInquiry(inquiry_id, channel):
-            account.answer_inquiry(inquiry_id, channel, occurred_at, meta)
-        case LodgeComplaint(complaint_id, category, severity):
-            account.lodge_complaint(complaint_id, category, severity, occurred_at, meta)
-        case ResolveComplaint(complaint_id, resolution, satisfied):
-            account.resolve_complaint(complaint_id, resolution, satisfied, occurred_at, meta)
-        case GiveFeedback(score, comment):
-            account.give_feedback(score, comment, occurred_at, meta)
+    """Record the activity on the account (`CustomerAccount.record`)."""
+    account.record(activity, occurred_at, meta)

@@ -23,7 +23,7 @@ from typing import Annotated, ClassVar
 from pydantic import Field
 
 from domain import activities as act
-from domain.account import CHANNELS, CLOSE_REASONS, ERASE_REASONS, SCORES, SEVERITIES
+from domain.rules import CHANNELS, CLOSE_REASONS, ERASE_REASONS, SCORES, SEVERITIES
 from infra.inputs import (
     Amount,
     Cost,

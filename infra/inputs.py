@@ -44,8 +44,8 @@ from pydantic import (
     model_validator,
 )
 
-from domain.account import EARLIEST_DATE, EARLIEST_TIME, MAX_FUTURE, decimals
 from domain.currencies import MINOR_UNITS
+from domain.rules import EARLIEST_DATE, EARLIEST_TIME, MAX_FUTURE, decimals
 
 # ---- JSON as both doors read it ------------------------------------------------------
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.account import DEFAULT_SEGMENTS
+from domain.rules import DEFAULT_SEGMENTS
 
 
 class Settings(BaseSettings):

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 from psycopg import Connection
 from psycopg.rows import dict_row
 
-from domain.account import CHANNELS
 from domain.errors import InvalidCommand, NotFound
+from domain.rules import CHANNELS
 from projections.kpis import STEPS, Scope, service_kpis
 from projections.scheme_review import SCHEME_REVIEW_COLUMNS, scheme_review
 

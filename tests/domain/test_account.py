@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from domain import activities as act
 from domain.account import CustomerAccount, account_id_for
 from domain.activities import apply_activity
 from domain.errors import AccountClosed, ConflictingState, InvalidCommand
@@ -37,7 +38,7 @@ def test_an_external_ref_always_gives_the_same_id() -> None:
 
 def test_every_event_carries_business_time_metadata_and_chained_hashes() -> None:
     account = opened()
-    account.record_visit("store", "central", NOW, META)
+    account.record(act.Visit("store", "central"), NOW, META)
     first, second = account.collect_events()
     assert first.occurred_at == NOW and first.metadata == META  # type: ignore[attr-defined]
     assert second.prev_hash == first.hash  # type: ignore[attr-defined]
@@ -82,14 +83,14 @@ def test_money_must_be_positive_with_a_currency_code(
     amount: Decimal, cost: Decimal, currency: str
 ) -> None:
     with pytest.raises(InvalidCommand):
-        opened().record_purchase(amount, cost, currency, "central", NOW, META)
+        opened().record(act.Purchase(amount, cost, currency, "central"), NOW, META)
 
 
 def test_money_in_a_currency_s_minor_units_is_accepted() -> None:
     account = opened()
-    account.record_purchase(Decimal("19.990"), Decimal("0.5"), "HKD", "central", NOW, META)
-    account.record_purchase(Decimal("1.234"), Decimal("1"), "KWD", "central", NOW, META)
-    account.record_purchase(Decimal("500"), Decimal("1.00"), "JPY", "central", NOW, META)
+    account.record(act.Purchase(Decimal("19.990"), Decimal("0.5"), "HKD", "central"), NOW, META)
+    account.record(act.Purchase(Decimal("1.234"), Decimal("1"), "KWD", "central"), NOW, META)
+    account.record(act.Purchase(Decimal("500"), Decimal("1.00"), "JPY", "central"), NOW, META)
     assert account.version == 4
 
 
@@ -102,7 +103,7 @@ def test_a_closed_account_takes_no_command_but_erase() -> None:
         lambda: account.change_segment("vip", NOW, META),
         lambda: account.change_plan("plus", NOW, META),
         lambda: account.close("other", "", NOW, META),
-        lambda: account.record_visit("store", "central", NOW, META),
+        lambda: account.record(act.Visit("store", "central"), NOW, META),
     ]
     for command in commands:
         with pytest.raises(AccountClosed):
@@ -131,27 +132,27 @@ def test_an_erased_account_takes_no_new_personal_data() -> None:
 def test_an_answer_needs_its_open_inquiry() -> None:
     account = opened()
     with pytest.raises(ConflictingState, match="not open"):
-        account.answer_inquiry("Q1", "phone", NOW, META)
-    account.open_inquiry("Q1", "phone", "billing", NOW, META)
+        account.record(act.AnswerInquiry("Q1", "phone"), NOW, META)
+    account.record(act.OpenInquiry("Q1", "phone", "billing"), NOW, META)
     with pytest.raises(ConflictingState, match="already open"):
-        account.open_inquiry("Q1", "phone", "billing", NOW, META)
-    account.answer_inquiry("Q1", "phone", NOW, META)
+        account.record(act.OpenInquiry("Q1", "phone", "billing"), NOW, META)
+    account.record(act.AnswerInquiry("Q1", "phone"), NOW, META)
     assert account.open_inquiries == {}
 
 
 def test_a_resolution_needs_its_open_complaint() -> None:
     account = opened()
     with pytest.raises(ConflictingState):
-        account.resolve_complaint("C1", "refund", True, NOW, META)
-    account.lodge_complaint("C1", "service", "high", NOW, META)
-    account.resolve_complaint("C1", "refund", True, NOW, META)
+        account.record(act.ResolveComplaint("C1", "refund", True), NOW, META)
+    account.record(act.LodgeComplaint("C1", "service", "high"), NOW, META)
+    account.record(act.ResolveComplaint("C1", "refund", True), NOW, META)
     assert account.open_complaints == {}
 
 
 @pytest.mark.parametrize("score", [0, 6, True])
 def test_feedback_scores_run_from_one_to_five(score: int) -> None:
     with pytest.raises(InvalidCommand):
-        opened().give_feedback(score, "", NOW, META)
+        opened().record(act.GiveFeedback(score, ""), NOW, META)
 
 
 def test_changing_to_the_same_segment_or_plan_is_a_conflict() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from domain import activities as act
 from domain.account import CustomerAccount
 from domain.integrity import StoredRecord, verify_records
 
@@ -33,8 +34,8 @@ def account_with_three_events() -> CustomerAccount:
         occurred_at=NOW,
         metadata={"actor": "t"},
     )
-    account.record_visit("app", "home", NOW, {"actor": "t"})
-    account.give_feedback(5, "great", NOW, {"actor": "t"})
+    account.record(act.Visit("app", "home"), NOW, {"actor": "t"})
+    account.record(act.GiveFeedback(5, "great"), NOW, {"actor": "t"})
     return account
 
 
@@ -129,7 +130,7 @@ def test_hashing_the_plain_stored_state_gives_the_events_hash() -> None:
     account = account_with_three_events()
     from decimal import Decimal
 
-    account.record_purchase(Decimal("12.50"), Decimal("3"), "HKD", "central", NOW, {"a": 1})
+    account.record(act.Purchase(Decimal("12.50"), Decimal("3"), "HKD", "central"), NOW, {"a": 1})
     records = []
     for event in account.collect_events():
         state = dict(vars(event))
