@@ -1,4 +1,8 @@
-"""The `crmledger` command line."""
+"""The `crmledger` command line: serving, tokens, integrity, reports, erasure, the demo.
+
+The sub-commands of the read models are in crmledger/cli_projections.py, the
+auditor's export and the operators' jobs in crmledger/cli_operations.py.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +11,27 @@ import sys
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 
 from api.auth import ROLES, issue_token
+from crmledger.cli_operations import audit, dlq, retention
+from crmledger.cli_projections import projections
+from crmledger.cli_support import command_services, console, err, fail, open_services
 from domain.errors import LedgerError
 from infra.broker import stop_embedded_broker
-from infra.database import DatabaseUnavailable
-from infra.settings import Settings
-from infra.wiring import Services, bootstrap
-from projections.parking import ParkedEvent
+from infra.wiring import Services
 
 app = typer.Typer(
     help="crmledger: the event-sourced ledger of customer accounts.", no_args_is_help=True
 )
-console = Console()
-err = Console(stderr=True)
-
-
-def _services() -> Services:
-    try:
-        return bootstrap(Settings())
-    except DatabaseUnavailable as e:
-        # Said in a line within seconds (infra/database.py), not a traceback minutes later.
-        err.print(e.detail)
-        raise typer.Exit(2) from None
+app.add_typer(audit, name="audit")
+app.add_typer(projections, name="projections")
+app.add_typer(dlq, name="dlq")
+app.add_typer(retention, name="retention")
 
 
 @app.command()
@@ -54,18 +49,16 @@ def serve(
     from crmledger.process import ROLES, start_background, wait_for_signal
 
     if only is not None and only not in ROLES:
-        err.print(f"--only takes one of: {', '.join(ROLES)}")
-        raise typer.Exit(2)
+        fail(f"--only takes one of: {', '.join(ROLES)}")
     roles = {only} if only else set(ROLES)
-    services = _services()
+    services = open_services()
     settings = services.settings
     workers = []
     try:
         console.print(f"database: {_safe_url(services.database_url)}")
         workers = start_background(services, roles, console)
         if demo and not {"ingest", "relay", "projector"} <= roles:
-            err.print("--demo needs the ingest, relay and projector roles: leave out --only")
-            raise typer.Exit(2)
+            fail("--demo needs the ingest, relay and projector roles: leave out --only")
         if demo and services.ledger.recorder.max_notification_id() in (None, 0):
             _load_demo(services, customers=50, days=90)
         if "api" not in roles:
@@ -101,15 +94,12 @@ def token(
     ] = 43200,
 ) -> None:
     """Print a bearer token signed with the configured secret (and issuer and audience)."""
-    services = _services()
-    settings = services.settings
-    try:
+    with command_services() as services:
+        settings = services.settings
         if services.jwt_secret is None:
-            err.print("only a public key is configured: tokens are issued elsewhere")
-            raise typer.Exit(2)
+            fail("only a public key is configured: tokens are issued elsewhere")
         if ttl <= 0:
-            err.print("--ttl must be a positive number of seconds")
-            raise typer.Exit(2)
+            fail("--ttl must be a positive number of seconds")
         try:
             signed = issue_token(
                 services.jwt_secret,
@@ -121,12 +111,9 @@ def token(
                 audience=settings.jwt_audience,
                 max_lifetime=settings.jwt_max_lifetime_hours * 3600,
             )
-            print(signed)
         except ValueError as e:
-            err.print(str(e))
-            raise typer.Exit(2) from None
-    finally:
-        services.close()
+            fail(str(e))
+    print(signed)
 
 
 @app.command()
@@ -137,17 +124,9 @@ def verify(
 ) -> None:
     """Recompute every hash chain (and a kept digest); exit 1 on any break."""
     if (digest is None) != (position is None):
-        err.print("give --digest and --position together")
-        raise typer.Exit(2)
-    services = _services()
-    try:
-        with console.status("verifying the ledger"):
-            report = services.ledger.verify(account_id, up_to=position)
-    except (LedgerError, DatabaseUnavailable) as e:
-        err.print(e.detail)
-        raise typer.Exit(2) from None
-    finally:
-        services.close()
+        fail("give --digest and --position together")
+    with command_services() as services, console.status("verifying the ledger"):
+        report = services.ledger.verify(account_id, up_to=position)
     failed = False
     if report.first_break is None:
         console.print(f"ok: {report.events} events in {report.accounts} accounts verified")
@@ -173,255 +152,9 @@ def digest_command(
     position: Annotated[int | None, typer.Option(help="digest at this past position")] = None,
 ) -> None:
     """Print the ledger digest (position and SHA-256): keep it to prove history later."""
-    services = _services()
-    try:
+    with command_services() as services:
         at, value = services.ledger.digest(position)
-    except LedgerError as e:
-        err.print(e.detail)
-        raise typer.Exit(2) from None
-    finally:
-        services.close()
     print(f"{at} {value}")
-
-
-audit = typer.Typer(help="Auditor tools.", no_args_is_help=True)
-app.add_typer(audit, name="audit")
-
-
-@audit.command("export")
-def audit_export(
-    out: Annotated[Path, typer.Option(help="the JSON Lines file to write")],
-    after: Annotated[int, typer.Option(help="export events after this position")] = 0,
-    actor: Annotated[str, typer.Option(help="who exports, for the access log")] = "cli",
-) -> None:
-    """Stream the global event log, decrypted, to a JSON Lines file."""
-    from api.auth import Principal
-    from api.views import audit_events_out
-
-    services = _services()
-    user = Principal(actor, frozenset({"auditor"}), "audit")
-    written = 0
-    try:
-        last = services.ledger.recorder.max_notification_id() or 0
-        with out.open("w") as f, Progress(console=console, transient=True) as progress:
-            task = progress.add_task("exporting events", total=max(last - after, 0))
-            while True:
-                page = services.audit_feed.page(after, 1000)
-                for event in audit_events_out(services, page.events, user):
-                    f.write(event.model_dump_json() + "\n")
-                written += len(page.events)
-                progress.advance(task, page.next_after - after)
-                if page.next_after == after:
-                    break
-                after = page.next_after
-    finally:
-        services.close()
-    console.print(f"exported {written} events to {out} (up to position {after})")
-
-
-projections = typer.Typer(help="The read models.", no_args_is_help=True)
-app.add_typer(projections, name="projections")
-
-
-@projections.command("status")
-def projections_status() -> None:
-    """Show each read model's position and lag behind the ledger."""
-    from rich.table import Table
-
-    services = _services()
-    try:
-        rows = services.readmodels.status()
-    finally:
-        services.close()
-    table = Table("read model", "position", "ledger", "lag", "parked")
-    for row in rows:
-        table.add_row(
-            row["name"],
-            str(row["position"]),
-            str(row["ledger_position"]),
-            str(row["lag"]),
-            str(row.get("parked", 0)),
-        )
-    console.print(table)
-
-
-@projections.command("rebuild")
-def projections_rebuild(
-    name: Annotated[str | None, typer.Argument(help="the read model to rebuild")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="rebuild every read model")] = False,
-) -> None:
-    """Rebuild read models from the event store, with a progress bar."""
-    from projections.catalog import READ_MODELS
-
-    if (name is None) == (not all_):
-        err.print("name one read model or give --all")
-        raise typer.Exit(2)
-    names = list(READ_MODELS) if all_ else [name or ""]
-    unknown = [n for n in names if n not in READ_MODELS]
-    if unknown:
-        err.print(f"no read model {unknown[0]!r}; known: {', '.join(READ_MODELS)}")
-        raise typer.Exit(2)
-    services = _services()
-    try:
-        total = services.ledger.recorder.max_notification_id() or 0
-        with Progress(console=console) as progress:
-            task = progress.add_task(f"rebuilding {', '.join(names)}", total=total)
-            started = time.perf_counter()
-            outcome = services.readmodels.rebuild(
-                *names, progress=lambda n: progress.advance(task, n)
-            )
-            progress.update(task, completed=total)
-        seconds = time.perf_counter() - started
-        console.print(f"{', '.join(names)}: {outcome.events} events in {seconds:.1f} s")
-        positions = outcome.positions()
-        if positions:
-            shown = ", ".join(map(str, positions[:50])) + (" ..." if len(positions) > 50 else "")
-            console.print(
-                f"parked {len(positions)} events it could not apply, at positions {shown}"
-                " (crmledger projections parked)",
-                soft_wrap=True,
-            )
-    finally:
-        services.close()
-
-
-def _known_read_model(name: str | None) -> None:
-    from projections.catalog import READ_MODELS
-
-    if name is not None and name not in READ_MODELS:
-        err.print(f"no read model {name!r}; known: {', '.join(READ_MODELS)}")
-        raise typer.Exit(2)
-
-
-def _print_parked(rows: list[ParkedEvent], verb: str = "parked") -> None:
-    for r in rows:
-        console.print(
-            f"{r.projection} position {r.position} (partition {r.partition}, account"
-            f" {r.account_id}, {r.event_type or 'unknown type'}): {verb}, {r.reason}:"
-            f" {r.error_class}: {r.error} (attempts {r.attempts},"
-            f" parked {r.parked_at:%Y-%m-%d %H:%M:%S})",
-            soft_wrap=True,
-            markup=False,
-            highlight=False,
-        )
-
-
-@projections.command("parked")
-def projections_parked(
-    read_model: Annotated[str | None, typer.Option(help="only this read model's")] = None,
-    limit: Annotated[int, typer.Option(help="show at most this many")] = 1000,
-) -> None:
-    """List the events the read models set aside because they could not apply them."""
-    _known_read_model(read_model)
-    services = _services()
-    try:
-        rows = services.readmodels.store.parked(read_model, limit=limit)
-    finally:
-        services.close()
-    _print_parked(rows)
-    console.print(f"{len(rows)} parked events")
-
-
-@projections.command("retry")
-def projections_retry(
-    position: Annotated[int | None, typer.Argument(help="the parked event's position")] = None,
-    read_model: Annotated[str | None, typer.Option(help="only this read model's")] = None,
-) -> None:
-    """Apply parked events again (every one, or the one at POSITION); exit 1 if any fails again."""
-    _known_read_model(read_model)
-    services = _services()
-    try:
-        if position is not None and not services.readmodels.store.parked(read_model, position):
-            err.print(f"no parked event at position {position}")
-            raise typer.Exit(2)
-        applied, still = services.readmodels.retry(read_model, position)
-    finally:
-        services.close()
-    _print_parked(applied, "applied")
-    _print_parked(still, "still parked")
-    console.print(f"{len(applied)} applied, {len(still)} still parked")
-    if still:
-        raise typer.Exit(1)
-
-
-dlq = typer.Typer(help="Dead letters of the inbound integration topic.", no_args_is_help=True)
-app.add_typer(dlq, name="dlq")
-
-
-@dlq.command("list")
-def dlq_list(
-    error: Annotated[str | None, typer.Option(help="only dead letters with this error")] = None,
-) -> None:
-    """Show the dead letters: where, why, where from, and whether replayed."""
-    from rich.table import Table
-
-    from consumers.dead_letter_replay import list_dead_letters
-    from infra.broker import kafka_bootstrap
-
-    services = _services()
-    try:
-        letters = list_dead_letters(services, kafka_bootstrap(services.settings))
-    finally:
-        services.close()
-    letters = [x for x in letters if error is None or x.error == error]
-    table = Table("partition", "offset", "key", "error", "error_detail", "source", "replayed")
-    for x in letters:
-        key = "" if x.key is None else x.key.decode(errors="replace")
-        replayed = "no" if x.replayed_at is None else f"{x.replayed_at:%Y-%m-%d %H:%M:%S}"
-        if x.truncated:
-            replayed = "truncated: not replayable"
-        if x.replayed_to is not None:
-            replayed += f" -> [{x.replayed_to[0]}]@{x.replayed_to[1]}"
-        table.add_row(
-            str(x.partition), str(x.offset), key, x.error, x.error_detail, x.source, replayed
-        )
-    console.print(table)
-    done = sum(x.replayed_at is not None for x in letters)
-    console.print(f"{len(letters)} dead letters, {done} replayed")
-
-
-@dlq.command("replay")
-def dlq_replay(
-    error: Annotated[str | None, typer.Option(help="only dead letters with this error")] = None,
-) -> None:
-    """Send dead letters back to the integration topic as they arrived; each one at most once."""
-    from consumers.dead_letter_replay import replay_dead_letters
-    from infra.broker import kafka_bootstrap
-    from infra.topics import INTEGRATION_EVENTS
-
-    services = _services()
-    try:
-        report = replay_dead_letters(services, kafka_bootstrap(services.settings), error=error)
-    finally:
-        services.close()
-    console.print(
-        f"replayed {len(report.replayed)} dead letters to {INTEGRATION_EVENTS}"
-        f" ({report.skipped} replayed before"
-        + (f", {report.truncated} truncated: not replayable" if report.truncated else "")
-        + ")"
-    )
-
-
-retention = typer.Typer(help="The retention job.", no_args_is_help=True)
-app.add_typer(retention, name="retention")
-
-
-@retention.command("run")
-def retention_run(
-    dry_run: Annotated[bool, typer.Option(help="list what would be erased, erase nothing")] = False,
-) -> None:
-    """Erase the personal data of accounts closed longer than CRMLEDGER_RETENTION_DAYS."""
-    services = _services()
-    days = services.settings.retention_days
-    meta = {"actor": "retention-job", "department": "admin", "reason": "retention", "source": "cli"}
-    try:
-        erased = services.ledger.erase_expired(days, datetime.now(UTC), meta, dry_run=dry_run)
-    finally:
-        services.close()
-    verb = "would erase" if dry_run else "erased"
-    console.print(f"retention ({days} days): {verb} {len(erased)} accounts")
-    for account_id in erased:
-        console.print(f"  {account_id}")
 
 
 @app.command()
@@ -431,15 +164,9 @@ def erase(
     actor: Annotated[str, typer.Option(help="who asks for the erasure")] = "cli",
 ) -> None:
     """Erase an account's personal data (crypto-shredding); the history stays."""
-    services = _services()
     meta = {"actor": actor, "department": "admin", "reason": reason, "source": "cli"}
-    try:
+    with command_services() as services:
         account, erased = services.ledger.erase(account_id, reason, datetime.now(UTC), meta)
-    except LedgerError as e:
-        err.print(e.detail)
-        raise typer.Exit(2) from None
-    finally:
-        services.close()
     if erased:
         console.print(f"erased the personal data of {account_id} (version {account.version})")
     else:
@@ -455,7 +182,7 @@ def demo(
     """Load a realistic retail history through commands and inbound Kafka messages."""
     from crmledger.process import start_background
 
-    services = _services()
+    services = open_services()
     workers = []
     try:
         workers = start_background(services, {"relay", "ingest", "projector"}, console)
@@ -492,35 +219,20 @@ def report(
     from projections.reports import report_named
 
     if format not in ("table", "csv", "json"):
-        err.print("--format must be table, csv or json")
-        raise typer.Exit(2)
+        fail("--format must be table, csv or json")
     try:
         chosen = report_named(name)
         first = date.fromisoformat(start) if start else None
         last = date.fromisoformat(end) if end else None
     except ValueError as e:
-        err.print(f"not a date (YYYY-MM-DD): {e}")
-        raise typer.Exit(2) from None
+        fail(f"not a date (YYYY-MM-DD): {e}")
     except LedgerError as e:
-        err.print(e.detail)
-        raise typer.Exit(2) from None
-    services = _services()
-    try:
+        fail(e.detail)
+    filters = {"period": period, "segment": segment, "channel": channel, "split": split}
+    with command_services() as services:
         scope, rows = services.readmodels.report(
-            chosen,
-            start=first,
-            end=last,
-            period=period,
-            segment=segment,
-            channel=channel,
-            split=split,
-            days=days,
+            chosen, start=first, end=last, days=days, **filters
         )
-    except LedgerError as e:
-        err.print(e.detail)
-        raise typer.Exit(2) from None
-    finally:
-        services.close()
     columns = chosen.columns_for(scope)
     if format == "csv":
         sys.stdout.write(csv_text(columns, rows))

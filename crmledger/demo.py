@@ -25,8 +25,8 @@ import orjson
 from kafka import KafkaProducer
 
 from domain import activities as act
-from domain.account import CHANNELS
 from domain.errors import DuplicateAccount
+from domain.rules import CHANNELS
 from infra.inbound_receipts import applied_events
 from infra.topics import CLOUDEVENTS_JSON, INTEGRATION_EVENTS
 from infra.wiring import Services
