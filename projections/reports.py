@@ -1,8 +1,9 @@
-"""The department reports of the design: their queries, who reads them, and their columns.
+"""The department reports of the design: which there are, who reads them, their columns.
 
-Every report reads the read models only, takes a ReportScope and returns flat
-rows (one dict per row, keys as its columns), so the API and the command line
-can write any of them as JSON, CSV or a table. Ranges are [start, end) in days
+Every report (its SQL in projections/report_queries.py) reads the read models
+only, takes a ReportScope checked here and returns flat rows (one dict per
+row, keys as its columns), so the API and the command line can write any of
+them as JSON, CSV or a table. Ranges are [start, end) in days
 of the reporting time zone; a periodic report's first and last periods are
 cut to the range, so each row says exactly which days it covers.
 """
@@ -12,254 +13,39 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from psycopg import Connection
-from psycopg.rows import dict_row
 
 from domain.errors import InvalidCommand, NotFound
 from domain.rules import CHANNELS
-from projections.kpis import STEPS, Scope, service_kpis
+from projections.report_queries import (
+    DEFAULT_REVIEW_DAYS,
+    SERVICE_KPIS,
+    ReportScope,
+    Rows,
+    accounts_due_for_review,
+    accounts_summary,
+    financial_summary,
+    segment_analysis,
+    service_kpis_report,
+    staff_performance,
+)
 from projections.scheme_review import SCHEME_REVIEW_COLUMNS, scheme_review
 
 PERIODS = ("day", "week", "month", "quarter")
 SPLITS = ("segment", "channel")
 DEFAULT_RANGE_DAYS = 90
-DEFAULT_REVIEW_DAYS = 365
 # Guards against a range so long it is surely a typo (and a huge answer).
 MAX_PERIODS = 3660
 EARLIEST = date(1900, 1, 1)
 LATEST = date(9000, 1, 1)
 
 
-@dataclass(frozen=True)
-class ReportScope(Scope):
-    """A report's parameters: the KPI scope, plus the review age and the time zone."""
-
-    days: int = DEFAULT_REVIEW_DAYS
-    zone: str = "UTC"
-
-
-Rows = list[dict[str, Any]]
-
-
 class UnknownReport(NotFound):
     """No report has this name."""
 
     code = "unknown_report"
-
-
-# ---- the queries -----------------------------------------------------------------
-
-
-def _filters(scope: Scope, prefix: str = "") -> tuple[str, dict[str, Any]]:
-    sql, params = "", {}
-    for name in ("segment", "channel"):
-        value = getattr(scope, name)
-        if value is not None:
-            sql += f" AND {prefix}{name} = %({name})s"
-            params[name] = value
-    return sql, params
-
-
-def _query(conn: Connection, sql: str, schema: str, params: dict[str, Any]) -> Rows:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(sql.replace("{rm}", schema).encode(), params).fetchall()
-
-
-def _range(scope: Scope) -> dict[str, Any]:
-    return {
-        "start": scope.start,
-        "end": scope.end,
-        "period": scope.period,
-        "step": STEPS[scope.period],
-    }
-
-
-# A periodic report's buckets: calendar periods cut to [start, end).
-PERIOD_START = "greatest(date_trunc(%(period)s, {col})::date, %(start)s::date)"
-PERIOD_END = "least((date_trunc(%(period)s, {col}) + %(step)s::interval)::date, %(end)s::date)"
-
-
-def accounts_summary(conn: Connection, schema: str, scope: ReportScope) -> Rows:
-    """Accounts opened and closed in the range and active at its end, per segment, plan, channel.
-
-    From the directory, which holds each account's current segment and plan:
-    an account that moved since is counted where it is now.
-    """
-    filters, params = _filters(scope)
-    sql = f"""
-    SELECT segment, service_plan, channel, opened, closed, active_at_end FROM (
-        SELECT segment, service_plan, channel,
-               count(*) FILTER (WHERE opened_day >= %(start)s) AS opened,
-               count(*) FILTER (WHERE closed_day >= %(start)s AND closed_day < %(end)s) AS closed,
-               count(*) FILTER (WHERE closed_day IS NULL OR closed_day >= %(end)s) AS active_at_end
-        FROM {{rm}}.accounts
-        WHERE opened_day < %(end)s {filters}
-        GROUP BY segment, service_plan, channel
-    ) s
-    WHERE opened + closed + active_at_end > 0
-    ORDER BY segment, service_plan, channel
-    """
-    return _query(conn, sql, schema, params | _range(scope))
-
-
-def accounts_due_for_review(conn: Connection, schema: str, scope: ReportScope) -> Rows:
-    """Open accounts whose details were last updated or confirmed `days` or more before `end`.
-
-    Only what staff need to follow up; no personal field. Erased accounts are
-    left out: they have no details left to confirm.
-    """
-    filters, params = _filters(scope)
-    sql = f"""
-    SELECT account_id, external_ref, segment, channel, details_current_at
-    FROM {{rm}}.accounts
-    WHERE status = 'open' AND NOT erased
-      AND (details_current_at AT TIME ZONE %(zone)s)::date < %(cutoff)s {filters}
-    ORDER BY details_current_at, account_id
-    """
-    cutoff = scope.end - timedelta(days=scope.days)
-    return _query(conn, sql, schema, params | {"zone": scope.zone, "cutoff": cutoff})
-
-
-def segment_analysis(conn: Connection, schema: str, scope: ReportScope) -> Rows:
-    """Per period and segment: size at the start and end, new, lost, migrations, churn.
-
-    A segment's size at a day is everything that flowed into it before that day
-    (opened, moved in) less everything that flowed out (closed, moved out), so
-    an account counts in the segment it was in at the time. Churn is the
-    period's lost accounts over the size at its start.
-    """
-    filters, params = _filters(scope)
-    start = PERIOD_START.format(col="p")
-    sql = f"""
-    WITH periods AS (
-        SELECT {start} AS period_start,
-               least((p + %(step)s::interval)::date, %(end)s::date) AS period_end
-        FROM generate_series(date_trunc(%(period)s, %(start)s::date), %(end)s::date - 1,
-                             %(step)s::interval) p
-    ),
-    segments AS (SELECT DISTINCT segment FROM {{rm}}.daily_facts WHERE day < %(end)s {filters}),
-    before AS (
-        SELECT segment, sum(new_customers - lost_customers + migrations_in - migrations_out) AS size
-        FROM {{rm}}.daily_facts
-        WHERE day < %(start)s {filters}
-        GROUP BY segment
-    ),
-    flows AS (
-        SELECT {PERIOD_START.format(col="day")} AS period_start, segment,
-               sum(new_customers) AS new_customers, sum(lost_customers) AS lost_customers,
-               sum(migrations_in) AS migrations_in, sum(migrations_out) AS migrations_out
-        FROM {{rm}}.daily_facts
-        WHERE day >= %(start)s AND day < %(end)s {filters}
-        GROUP BY 1, 2
-    ),
-    grid AS (
-        SELECT p.period_start, p.period_end, s.segment, coalesce(b.size, 0) AS before,
-               coalesce(f.new_customers - f.lost_customers + f.migrations_in - f.migrations_out,
-                        0) AS net,
-               f.new_customers IS NOT NULL AS moved,
-               coalesce(f.new_customers, 0) AS new_customers,
-               coalesce(f.lost_customers, 0) AS lost_customers,
-               coalesce(f.migrations_in, 0) AS migrations_in,
-               coalesce(f.migrations_out, 0) AS migrations_out
-        FROM periods p CROSS JOIN segments s
-        LEFT JOIN before b ON b.segment = s.segment
-        LEFT JOIN flows f ON f.period_start = p.period_start AND f.segment = s.segment
-    ),
-    sized AS (
-        SELECT *, before + sum(net) OVER (PARTITION BY segment ORDER BY period_start) AS size_at_end
-        FROM grid
-    )
-    SELECT period_start, period_end, segment,
-           (size_at_end - net)::bigint AS size_at_start, size_at_end::bigint AS size_at_end,
-           new_customers::bigint AS new_customers, lost_customers::bigint AS lost_customers,
-           migrations_in::bigint AS migrations_in, migrations_out::bigint AS migrations_out
-    FROM sized
-    -- A segment with nobody in it and nothing moving says nothing for the period.
-    WHERE size_at_end - net <> 0 OR size_at_end <> 0 OR moved
-    ORDER BY period_start, segment
-    """
-    rows = _query(conn, sql, schema, params | _range(scope))
-    for row in rows:
-        new, lost, size = row["new_customers"], row["lost_customers"], row["size_at_start"]
-        row["new_to_lost_ratio"] = new / lost if lost else None
-        row["churn_rate"] = lost / size if size > 0 else None
-    return rows
-
-
-def financial_summary(conn: Connection, schema: str, scope: ReportScope) -> Rows:
-    """Per period: purchases, refunds, turnover and profit by segment, channel, store, currency.
-
-    Amounts stay in their own currency (no conversion); the channel is the one
-    the account was opened through.
-    """
-    filters, params = _filters(scope)
-    sql = f"""
-    SELECT {PERIOD_START.format(col="day")} AS period_start,
-           {PERIOD_END.format(col="day")} AS period_end,
-           segment, channel, store, currency,
-           sum(purchases)::bigint AS purchases, sum(refunds)::bigint AS refunds,
-           sum(turnover) AS turnover, sum(profit) AS profit
-    FROM {{rm}}.sales_daily
-    WHERE day >= %(start)s AND day < %(end)s {filters}
-    GROUP BY 1, 2, 3, 4, 5, 6
-    ORDER BY 1, 3, 4, 5, 6
-    """
-    return _query(conn, sql, schema, params | _range(scope))
-
-
-SERVICE_KPIS = (
-    "inquiries",
-    "first_response_hours_mean",
-    "first_response_hours_p90",
-    "complaints",
-    "complaint_resolution_hours_mean",
-    "complaint_resolution_hours_p90",
-    "satisfaction",
-)
-
-
-def service_kpis_report(conn: Connection, schema: str, scope: ReportScope) -> Rows:
-    """Per period (and segment or channel when split): the service KPIs of the design."""
-    rows = []
-    for kpis in service_kpis(conn, schema, scope):
-        row = {
-            "period_start": max(kpis["period_start"], scope.start),
-            "period_end": kpis["period_end"],
-        }
-        if scope.split:
-            row[scope.split] = kpis[scope.split]
-        rows.append(row | {name: kpis[name] for name in SERVICE_KPIS})
-    return rows
-
-
-def staff_performance(conn: Connection, schema: str, scope: ReportScope) -> Rows:
-    """Per staff member who answered inquiries or resolved complaints in the range.
-
-    The staff member is the actor of the answer or resolution (the token
-    subject); `satisfied_share` is the share of their resolved complaints whose
-    customer was satisfied.
-    """
-    filters, params = _filters(scope)
-    sql = f"""
-    SELECT closed_by AS actor,
-           count(*) FILTER (WHERE kind = 'inquiry') AS inquiries_answered,
-           count(*) FILTER (WHERE kind = 'complaint') AS complaints_resolved,
-           avg(hours) FILTER (WHERE kind = 'inquiry') AS first_response_hours_mean,
-           avg(hours) FILTER (WHERE kind = 'complaint') AS complaint_resolution_hours_mean,
-           (avg(CASE WHEN satisfied THEN 1 ELSE 0 END) FILTER (WHERE kind = 'complaint'))::float8
-               AS satisfied_share
-    FROM {{rm}}.cases
-    WHERE closed_day >= %(start)s AND closed_day < %(end)s {filters}
-    GROUP BY closed_by
-    ORDER BY closed_by NULLS LAST
-    """
-    return _query(conn, sql, schema, params | _range(scope))
-
-
-# ---- the registry ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
