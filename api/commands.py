@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 from uuid import UUID
 
 from fastapi import Depends, Header, Request, Response
@@ -35,6 +35,13 @@ from infra.wiring import Services
 
 REPLAYED = "Idempotent-Replayed"
 T = TypeVar("T")
+
+
+class Stamped(Protocol):
+    """A command body: when it happened (now if unset) and why."""
+
+    occurred_at: datetime | None
+    reason: str | None
 
 
 class Commands:
@@ -87,6 +94,27 @@ class Commands:
             headers["Location"] = f"/v1/accounts/{account.id}"
         self._answer(self._complete(Outcome(status, account.id, account.version, headers)))
         return self._show(account, what)
+
+    def apply(
+        self,
+        what: str,
+        verb: Callable[..., CustomerAccount],
+        account_id: UUID,
+        *args: Any,
+        body: Stamped,
+        status: int = 200,
+    ) -> AccountOut:
+        """Call a ledger verb as every account command does (see `account`).
+
+        The verb takes the account id and `args`, then the body's business
+        time, the event metadata with the body's reason, and If-Match's version.
+        """
+
+        def act() -> CustomerAccount:
+            when, meta = self.when(body.occurred_at), self.meta(body.reason)
+            return verb(account_id, *args, when, meta, self.expected)
+
+        return self.account(what, act, status)
 
     def _show(self, account: CustomerAccount, what: str) -> AccountOut:
         # As every read of an account: its integrity warning in a header too.

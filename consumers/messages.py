@@ -176,14 +176,6 @@ AccountOpened = _inbound(c.ACCOUNT_MESSAGES[0], Opening)
 DetailsUpdated = _inbound(c.ACCOUNT_MESSAGES[1])
 AccountClosed = _inbound(c.ACCOUNT_MESSAGES[2])
 ACTIVITY_EVENTS = {m.alias: _inbound(m, Activity) for m in c.ACTIVITY_MESSAGES}
-Purchase = ACTIVITY_EVENTS["purchase"]
-Refund = ACTIVITY_EVENTS["refund"]
-Visit = ACTIVITY_EVENTS["visit"]
-InquiryOpened = ACTIVITY_EVENTS["inquiry_opened"]
-InquiryAnswered = ACTIVITY_EVENTS["inquiry_answered"]
-ComplaintLodged = ACTIVITY_EVENTS["complaint_lodged"]
-ComplaintResolved = ACTIVITY_EVENTS["complaint_resolved"]
-Feedback = ACTIVITY_EVENTS["feedback"]
 
 InboundEvent = Envelope
 _MODELS = (AccountOpened, DetailsUpdated, AccountClosed, *ACTIVITY_EVENTS.values())

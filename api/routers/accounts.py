@@ -158,15 +158,8 @@ def read_account(
 @router.patch("/{account_id}", response_model=AccountOut)
 def update_details(account_id: UUID, body: UpdateDetails, cmd: Manage) -> AccountOut:
     """Update the customer's personal details (If-Match: the version you read)."""
-    return cmd.account(
-        "update",
-        lambda: cmd.ledger.update_details(
-            account_id,
-            body.customer.fields(),
-            cmd.when(body.occurred_at),
-            cmd.meta(body.reason),
-            cmd.expected,
-        ),
+    return cmd.apply(
+        "update", cmd.ledger.update_details, account_id, body.customer.fields(), body=body
     )
 
 
@@ -176,74 +169,36 @@ def confirm_details(
 ) -> AccountOut:
     """Record that the customer confirmed their details are still right."""
     b = body or ConfirmDetails()
-    return cmd.account(
-        "confirm-details",
-        lambda: cmd.ledger.confirm_details(
-            account_id, cmd.when(b.occurred_at), cmd.meta(b.reason), cmd.expected
-        ),
-    )
+    return cmd.apply("confirm-details", cmd.ledger.confirm_details, account_id, body=b)
 
 
 @router.post("/{account_id}/segment", response_model=AccountOut)
 def change_segment(account_id: UUID, body: ChangeSegment, cmd: Manage) -> AccountOut:
     """Move the account to another customer segment."""
-    return cmd.account(
-        "segment",
-        lambda: cmd.ledger.change_segment(
-            account_id,
-            body.segment,
-            cmd.when(body.occurred_at),
-            cmd.meta(body.reason),
-            cmd.expected,
-        ),
-    )
+    return cmd.apply("segment", cmd.ledger.change_segment, account_id, body.segment, body=body)
 
 
 @router.post("/{account_id}/plan", response_model=AccountOut)
 def change_plan(account_id: UUID, body: ChangePlan, cmd: Manage) -> AccountOut:
     """Move the account to another service plan."""
-    return cmd.account(
-        "plan",
-        lambda: cmd.ledger.change_plan(
-            account_id,
-            body.service_plan,
-            cmd.when(body.occurred_at),
-            cmd.meta(body.reason),
-            cmd.expected,
-        ),
-    )
+    return cmd.apply("plan", cmd.ledger.change_plan, account_id, body.service_plan, body=body)
 
 
 @router.post("/{account_id}/close", response_model=AccountOut)
 def close_account(account_id: UUID, body: CloseAccount, cmd: Manage) -> AccountOut:
     """Close the account; afterwards it takes no command except erase."""
     # The close reason is also the event's metadata reason: one reason, given once.
-    return cmd.account(
-        "close",
-        lambda: cmd.ledger.close_account(
-            account_id,
-            body.reason,
-            body.note,
-            cmd.when(body.occurred_at),
-            cmd.meta(body.reason),
-            cmd.expected,
-        ),
+    return cmd.apply(
+        "close", cmd.ledger.close_account, account_id, body.reason, body.note, body=body
     )
 
 
 @router.post("/{account_id}/activities", response_model=AccountOut, status_code=201)
 def record_activity(account_id: UUID, body: ActivityIn, cmd: Record) -> AccountOut:
     """Record one service activity: purchase, refund, visit, inquiry, complaint, feedback."""
-    return cmd.account(
-        "activity",
-        lambda: cmd.ledger.record_activity(
-            account_id,
-            to_activity(body),
-            cmd.when(body.occurred_at),
-            cmd.meta(body.reason),
-            cmd.expected,
-        ),
-        201,
+    activity = to_activity(body)
+    return cmd.apply(
+        "activity", cmd.ledger.record_activity, account_id, activity, body=body, status=201
     )
 
 
