@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, create_model
 
 from domain import activities as act
 from infra import contracts as c
+from infra.access_log import AccessEntry
 from infra.inputs import Strict, Text, Time
 
 
@@ -201,18 +202,8 @@ class DigestOut(BaseModel):
     digest: str
 
 
-class AccessEntryOut(BaseModel):
-    id: int
-    at: datetime
-    actor: str
-    roles: list[str]
-    account_id: UUID
-    what: str
-    fields: list[str]
-
-
 class AccessLogOut(BaseModel):
-    entries: list[AccessEntryOut]
+    entries: list[AccessEntry]  # the stored row as it is (infra/access_log.py)
     next_after: int
 
 

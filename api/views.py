@@ -42,6 +42,22 @@ from infra.audit_feed import FeedEvent
 from infra.wiring import Services
 from projections.directory import CONTACT_FIELDS, SEALED
 
+# The account's attributes an AccountOut shows as they are.
+AS_STORED = [
+    "id",
+    "version",
+    "external_ref",
+    "status",
+    "segment",
+    "service_plan",
+    "channel",
+    "opened_at",
+    "closed_at",
+    "close_reason",
+    "details_current_at",
+    "last_activity_at",
+]
+
 
 def account_out(
     services: Services, account: CustomerAccount, user: Principal, what: str
@@ -55,21 +71,10 @@ def account_out(
         elif customer:
             services.access_log.record(user.sub, user.roles, account.id, what, customer)
     return AccountOut(
-        id=account.id,
-        version=account.version,
-        external_ref=account.external_ref,
-        status=account.status,
-        segment=account.segment,
-        service_plan=account.service_plan,
-        channel=account.channel,
+        **{name: getattr(account, name) for name in AS_STORED},
         customer=customer,
         customer_masked=masked and customer is not None,
         personal_data_erased=account.erased,
-        opened_at=account.opened_at,
-        closed_at=account.closed_at,
-        close_reason=account.close_reason,
-        details_current_at=account.details_current_at,
-        last_activity_at=account.last_activity_at,
         open_inquiries=sorted(account.open_inquiries),
         open_complaints=sorted(account.open_complaints),
         recorded_at=account.modified_on,

@@ -12,7 +12,6 @@ from api.deps import ServicesDep
 from api.errors import BadRequest
 from api.params import Instant
 from api.schemas import (
-    AccessEntryOut,
     AccessLogOut,
     AuditEventOut,
     AuditPageOut,
@@ -105,6 +104,6 @@ def access_log(
         account_id=account_id, actor=actor, since=since, until=until, after_id=after, limit=limit
     )
     return AccessLogOut(
-        entries=[AccessEntryOut(**vars(e)) for e in entries],
+        entries=entries,
         next_after=entries[-1].id if entries else after,
     )
