@@ -18,7 +18,9 @@ if TYPE_CHECKING:  # the account records these: it imports this module
 
 
 @dataclass(frozen=True)
-class Purchase:
+class Sale:
+    """Money moved in a store: the amount, its cost to the retailer, the currency, where."""
+
     amount: Decimal
     cost: Decimal
     currency: str
@@ -26,11 +28,13 @@ class Purchase:
 
 
 @dataclass(frozen=True)
-class Refund:
-    amount: Decimal
-    cost: Decimal
-    currency: str
-    store: str
+class Purchase(Sale):
+    """The customer bought goods."""
+
+
+@dataclass(frozen=True)
+class Refund(Sale):
+    """The customer was paid back for goods returned (the cost is recovered)."""
 
 
 @dataclass(frozen=True)
