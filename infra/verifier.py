@@ -62,8 +62,8 @@ log = logging.getLogger(__name__)
 REFRESH_S = 1.0
 # The share of a core the verifier may take: it runs beside the API in `serve`,
 # and a thread that never waits takes the interpreter's lock from the requests.
-# It checks about 15,000 events/s on one core, so it keeps up with about 4,000
-# a second; a burst beyond that is checked a little later.
+# A quarter of a core keeps up with a steady write load (README, Performance);
+# a burst beyond it is checked a little later.
 DUTY = 0.25
 
 
