@@ -71,12 +71,8 @@ class EmbeddedBroker:
     home: Path
     bootstrap: str
     cluster_id: str
+    # The broker's process when this process started it (and so must stop it).
     process: subprocess.Popen[bytes] | None
-
-    @property
-    def owned(self) -> bool:
-        """True when this process started the broker and so must stop it."""
-        return self.process is not None
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the broker if we own it, and remove its address file."""

@@ -100,15 +100,6 @@ class PostgresKeyVault:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
 
-    def is_destroyed(self, account_id: UUID) -> bool:
-        """True once the account's key was destroyed."""
-        with self._pool.connection() as conn:
-            row = conn.execute(
-                "SELECT destroyed_at IS NOT NULL FROM account_keys WHERE account_id = %s",
-                (account_id,),
-            ).fetchone()
-        return bool(row and row[0])
-
     def _key(self, account_id: UUID, *, create: bool) -> AESGCM | None:
         with self._lock:
             key = self._cache.get(account_id)

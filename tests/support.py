@@ -128,3 +128,13 @@ def forge(services: Services, account_id: UUID, version: int, change: dict[str, 
                 " WHERE originator_id = %s AND originator_version = %s",
                 (transcoder.encode(state), account_id, stored.originator_version),
             )
+
+
+def key_destroyed(services: Services, account_id: UUID) -> bool:
+    """True once the account's key was destroyed (its row stays, emptied)."""
+    with services.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT destroyed_at IS NOT NULL FROM account_keys WHERE account_id = %s",
+            (account_id,),
+        ).fetchone()
+    return bool(row and row[0])

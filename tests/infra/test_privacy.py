@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from infra.wiring import Services
+from tests.support import key_destroyed
 
 Auth = Callable[..., dict[str, str]]
 
@@ -141,7 +142,7 @@ def test_erasure_shreds_the_data_everywhere_and_keeps_the_history_verifiable(
     events = client.get(url + "/history", headers=auth("auditor")).json()["events"]
     assert [e["type"] for e in events] == ["AccountOpened", "AccountClosed", "PersonalDataErased"]
     assert events[0]["data"]["customer"] is None
-    assert services.vault.is_destroyed(UUID(account["id"]))
+    assert key_destroyed(services, UUID(account["id"]))
     # The ciphertext is still in the store, but no key can open it any more.
     assert services.ledger.decrypt(UUID(account["id"]), {"name": "v1:AAAA"}) is None
     verify = client.get(f"/v1/audit/verify?account_id={account['id']}", headers=auth("auditor"))

@@ -30,7 +30,7 @@ def test_a_configured_bootstrap_is_used_as_given(tmp_path: Path) -> None:
 
 def test_the_embedded_broker_writes_its_address_and_stops(tmp_path: Path) -> None:
     broker = embedded_broker(tmp_path)
-    assert broker.owned
+    assert broker.process is not None
     assert (tmp_path / "kafka-bootstrap").read_text().strip() == broker.bootstrap
     assert broker.bootstrap.startswith("127.0.0.1:")
     assert embedded_broker(tmp_path) is broker  # one per home and process
@@ -60,7 +60,7 @@ def test_a_second_process_joins_the_running_embedded_broker(tmp_path: Path) -> N
         address = owner.stdout.readline().strip()
         joined = embedded_broker(tmp_path)
         assert joined.bootstrap == address
-        assert not joined.owned
+        assert joined.process is None
         stop_embedded_broker(tmp_path)  # not ours: it keeps running
         assert embedded_broker(tmp_path).bootstrap == address
     finally:
