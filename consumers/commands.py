@@ -1,10 +1,11 @@
 """Inbound events as Ledger commands: one at a time, or activities in a batch.
 
-Openings, detail updates and closings go through the Ledger's verbs, one
-transaction each (the verbs encrypt, check for duplicates and retry on their
-own). Activities, most of the traffic, are applied in memory to accounts loaded
-once per batch and saved together: one transaction for the batch, with every
-message's receipt in it. A refused activity raises before it changes the
+Openings, detail updates and closings go through the Ledger's verbs with the
+message's receipt (`receipts=`), one transaction each (the verbs encrypt, check
+for duplicates and retry on their own). Activities, most of the traffic, are
+applied in memory to accounts loaded once per batch and saved together with
+`Ledger.record_batch`: one transaction for the batch, with every message's
+receipt in it. A refused activity raises before it changes the
 account (the aggregate checks its rules first), so it is split out and the rest
 of the batch stays.
 """
@@ -25,9 +26,9 @@ from consumers.messages import (
 )
 from domain.account import CustomerAccount
 from domain.activities import apply_activity
-from domain.ledger import Ledger
 from infra.contracts import ACTIVITY_TYPES
-from infra.inbound_receipts import Receipt, recording
+from infra.inbound_receipts import Receipt
+from infra.ledger_store import PostgresLedger
 
 __all__ = ["ACTIVITY_TYPES", "ActivityBatch", "apply_event", "event_metadata"]
 
@@ -44,46 +45,54 @@ def event_metadata(event: InboundEvent) -> dict[str, Any]:
     }
 
 
-def apply_event(ledger: Ledger, event: InboundEvent, receipt: Receipt) -> None:
+def apply_event(ledger: PostgresLedger, event: InboundEvent, receipt: Receipt) -> None:
     """Apply one inbound event with its receipt, in one transaction.
 
     Raises AlreadyApplied when the receipt shows it was applied before, and the
     domain's error when the ledger refuses it.
     """
     meta = event_metadata(event)
-    with recording(receipt):
-        match event:
-            case AccountOpened():
-                ref = event.opening_ref
-                ledger.open_account(
-                    external_ref=ref,
-                    segment=event.data.segment,
-                    service_plan=event.data.service_plan,
-                    channel=event.data.channel,
-                    customer=event.data.customer.fields(),
-                    occurred_at=event.time,
-                    meta=meta,
-                    account_id=None if ref else event.account_id,
-                )
-            case DetailsUpdated():
-                ledger.update_details(
-                    event.account_id, event.data.customer.fields(), event.time, meta
-                )
-            case AccountClosed():
-                ledger.close_account(
-                    event.account_id, event.data.reason, event.data.note, event.time, meta
-                )
-            case Activity():
-                ledger.record_activity(event.account_id, event.command(), event.time, meta)
-            case _:
-                raise TypeError(f"no command for inbound type {event.type}")
+    receipts = (receipt,)
+    match event:
+        case AccountOpened():
+            ref = event.opening_ref
+            ledger.open_account(
+                external_ref=ref,
+                segment=event.data.segment,
+                service_plan=event.data.service_plan,
+                channel=event.data.channel,
+                customer=event.data.customer.fields(),
+                occurred_at=event.time,
+                meta=meta,
+                account_id=None if ref else event.account_id,
+                receipts=receipts,
+            )
+        case DetailsUpdated():
+            ledger.update_details(
+                event.account_id, event.data.customer.fields(), event.time, meta, receipts=receipts
+            )
+        case AccountClosed():
+            ledger.close_account(
+                event.account_id,
+                event.data.reason,
+                event.data.note,
+                event.time,
+                meta,
+                receipts=receipts,
+            )
+        case Activity():
+            ledger.record_activity(
+                event.account_id, event.command(), event.time, meta, receipts=receipts
+            )
+        case _:
+            raise TypeError(f"no command for inbound type {event.type}")
 
 
 @dataclass
 class ActivityBatch:
     """Activities applied to in-memory accounts, to be saved in one transaction."""
 
-    ledger: Ledger
+    ledger: PostgresLedger
     accounts: dict[UUID, CustomerAccount] = field(default_factory=dict)
     items: list[tuple[Any, Activity, Receipt]] = field(default_factory=list)
     keys: set[tuple[str, str]] = field(default_factory=set)
@@ -120,9 +129,7 @@ class ActivityBatch:
         writer changed one of the accounts meanwhile; either way nothing was
         stored, and the caller applies the messages one by one.
         """
-        with recording(*(receipt for _, _, receipt in self.items)):
-            self.ledger.save(*self.accounts.values())
-        self.ledger.hand_over(self.accounts.values())
+        self.ledger.record_batch(self.accounts.values(), [receipt for _, _, receipt in self.items])
         self.accounts = {}
 
     def take(self) -> list[tuple[Any, Activity, Receipt]]:

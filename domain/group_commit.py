@@ -8,9 +8,10 @@ behind it in one save() of many aggregates, then hands the results back. With
 no concurrency a batch is one command, saved as before.
 
 A batch holds each aggregate once (by `key`, its id unless told otherwise); a
-conflict in a batch (another writer got there first) saves its commands one by
-one, so each gets its own answer. Anything saved many at a time can be grouped
-the same way: the access log groups its rows (infra/access_log.py).
+conflict in a batch (one of the `conflicts` errors: another writer got there
+first) saves its commands one by one, so each gets its own answer. Anything
+saved many at a time can be grouped the same way: the access log groups its
+rows (infra/access_log.py).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from eventsourcing.persistence import IntegrityError
 
 MAX_BATCH = 500
 
@@ -40,8 +39,10 @@ class GroupCommit:
         save: Callable[..., Any],
         max_batch: int = MAX_BATCH,
         key: Callable[[Any], Hashable] = lambda aggregate: aggregate.id,
+        conflicts: tuple[type[Exception], ...] = (),
     ) -> None:
         self._save = save
+        self._conflicts = conflicts
         self._key = key
         self._max_batch = max_batch
         self._lock = threading.Lock()
@@ -88,9 +89,9 @@ class GroupCommit:
     def _commit(self, batch: Sequence[_Job]) -> None:
         try:
             self._save(*(job.item for job in batch))
-        except IntegrityError:
+        except self._conflicts as e:
             if len(batch) == 1:
-                batch[0].error = IntegrityError("a concurrent writer saved this account first")
+                batch[0].error = e
             else:
                 for job in batch:
                     self._commit([job])

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
-
-import orjson
 
 GENESIS_HASH = "0" * 64
 
@@ -40,7 +37,7 @@ ENVELOPE_KEYS = frozenset(
 )
 
 
-def _plain(o: object) -> str:
+def json_default(o: object) -> str:
     if isinstance(o, Decimal | UUID):
         return str(o)
     if isinstance(o, datetime | date):
@@ -48,62 +45,29 @@ def _plain(o: object) -> str:
     raise TypeError(f"cannot hash a {type(o).__name__}")
 
 
+def standard_canonical_json(value: object) -> bytes:
+    """The definition of the canonical form: sorted keys, no spaces, UTF-8.
+
+    A lone surrogate (which UTF-8 cannot carry) is encoded with surrogatepass.
+    """
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=json_default
+    ).encode("utf-8", "surrogatepass")
+
+
+# The port: infra installs a faster encoder giving the same bytes (use_canonical_json).
+_canonical: Callable[[object], bytes] = standard_canonical_json
+
+
+def use_canonical_json(encoder: Callable[[object], bytes]) -> None:
+    """Hash with `encoder`, which must give standard_canonical_json's bytes for every value."""
+    global _canonical
+    _canonical = encoder
+
+
 def canonical_json(value: object) -> bytes:
-    """Serialise `value` the same way every time: sorted keys, no spaces, UTF-8.
-
-    The definition is the standard library's `json.dumps(sort_keys=True,
-    separators=(",", ":"), ensure_ascii=False)`; orjson gives the same bytes
-    several times faster (a test holds the two together), and the rare text
-    orjson refuses (a lone surrogate, which UTF-8 cannot carry) takes the
-    definition's path, encoded with surrogatepass.
-    """
-    try:
-        return orjson.dumps(value, option=_ORJSON_OPTIONS, default=_plain)
-    except orjson.JSONEncodeError:
-        return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain
-        ).encode("utf-8", "surrogatepass")
-
-
-_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
-
-
-def plain_state(stored: bytes) -> dict[str, Any]:
-    """A stored event's JSON state with the transcoder's typed values as plain JSON.
-
-    eventsourcing stores a decimal as {"_type_": "decimal_str", "_data_": "1.50"}
-    and a datetime as its ISO string likewise; both are exactly what
-    canonical_json makes of the decoded value, so hashing this plain form gives
-    the event's hash without building Python objects first.
-    """
-    value = orjson.loads(stored)
-    if not isinstance(value, dict):
-        raise ValueError("a stored event's state is a JSON object")
-    typed = stored.count(b'"_type_"')
-    if not typed:
-        return value
-    # Typed values sit at the top level in this ledger's events: replace those,
-    # and walk the nested containers only when the bytes say more are inside.
-    for key, item in value.items():
-        if type(item) is dict and len(item) == 2 and "_type_" in item and "_data_" in item:
-            value[key] = _untype(item)
-            typed -= 1
-    return _untype(value) if typed > 0 else value
-
-
-_CONTAINERS = (dict, list)
-
-
-def _untype(value: Any) -> Any:
-    # Only containers are visited: this runs for every stored event a verify reads.
-    if type(value) is dict:
-        if len(value) == 2 and "_type_" in value and "_data_" in value:
-            data = value["_data_"]
-            return str(UUID(data)) if value["_type_"] == "uuid_hex" else data
-        return {k: _untype(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
-    if type(value) is list:
-        return [_untype(v) if type(v) in _CONTAINERS else v for v in value]
-    return value
+    """Serialise `value` the same way every time (standard_canonical_json's bytes)."""
+    return _canonical(value)
 
 
 def event_hash(
@@ -180,26 +144,6 @@ def check_envelope(state: Mapping[str, Any]) -> None:
     for name, kind in _ENVELOPE_TYPES.items():
         if not isinstance(state.get(name), kind):
             raise IncompleteEvent(f"its {name} is missing or not a {kind.__name__}")
-
-
-_HASH_IN_TEXT = re.compile(rb'"hash"\s*:\s*"([0-9a-f]{64})"')
-
-
-def stored_hash_of(state: bytes) -> str | None:
-    """The event hash named in a stored state's raw text, even when the text is not JSON."""
-    found = _HASH_IN_TEXT.search(state)
-    return found.group(1).decode() if found else None
-
-
-def stored_record(
-    position: int, account_id: UUID, version: int, event_type: str, state: bytes
-) -> StoredRecord:
-    """The verifier's view of a stored row: its state decoded, or None when it cannot be."""
-    try:
-        decoded: Any = plain_state(state)
-    except ValueError:
-        decoded = None
-    return StoredRecord(position, account_id, version, event_type, decoded)
 
 
 @dataclass(frozen=True)

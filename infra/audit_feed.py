@@ -1,7 +1,8 @@
 """The global replay feed: every stored event in store order, filtered and paged.
 
-It reads the event store's table directly (one indexed query per page) because
-eventsourcing's notification log cannot filter by account. Time filters apply
+It reads the event store's table directly (one indexed query per page, through
+infra/event_store.py) because eventsourcing's notification log cannot filter by
+account. Time filters apply
 to the store's recorded time, the time line auditors replay.
 
 A stored event whose state cannot be decoded does not fail the page: it comes
@@ -19,13 +20,13 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
-from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from domain.account import CustomerAccount, event_type_of
 from domain.errors import InvalidCommand
-from domain.integrity import IncompleteEvent, UnreadableEvent, check_envelope, stored_hash_of
+from domain.integrity import IncompleteEvent, UnreadableEvent, check_envelope
 from domain.ledger import Ledger
+from infra.event_store import EventLog, stored_hash_of
 
 EVENT_TOPICS: dict[str, str] = {
     name: get_topic(cls)
@@ -58,10 +59,10 @@ class FeedPage:
 class AuditFeed:
     """Reads pages of the global, ordered log of events."""
 
-    def __init__(self, pool: ConnectionPool, ledger: Ledger, schema: str) -> None:
+    def __init__(self, pool: ConnectionPool, ledger: Ledger) -> None:
         self._pool = pool
         self._decode = ledger.mapper.transcoder.decode
-        self._table = sql.Identifier(schema, ledger.recorder.events_table_name)  # type: ignore[attr-defined]
+        self._log = EventLog(ledger)
 
     def page(
         self,
@@ -84,24 +85,15 @@ class AuditFeed:
             raise InvalidCommand(
                 f"unknown event types: {', '.join(unknown)}; known: {', '.join(EVENT_TOPICS)}"
             )
-        query = sql.SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state FROM {}"
-            " WHERE notification_id > %s"
-        ).format(self._table)
-        args: list[Any] = []
-        if account_id is not None:
-            query += sql.SQL(" AND originator_id = %s")
-            args.append(account_id)
-        if types:
-            query += sql.SQL(" AND topic = ANY(%s)")
-            args.append([EVENT_TOPICS[t] for t in types])
-        query += sql.SQL(" ORDER BY notification_id LIMIT %s")
+        topics = [EVENT_TOPICS[t] for t in types]
 
         page = FeedPage(next_after=after)
         # Look at a bounded number of rows per request, however selective the filters.
         for _ in range(10):
             with self._pool.connection() as conn:
-                rows = conn.execute(query, [page.next_after, *args, limit]).fetchall()
+                rows = self._log.filtered_page(
+                    conn, page.next_after, limit, account_id=account_id, topics=topics
+                )
             for position, originator_id, version, topic, state in rows:
                 page.next_after = position
                 raw = bytes(state)

@@ -2,20 +2,11 @@
 
 An inbound message is applied exactly once when three things commit together or
 not at all: the events its command produced, the consumed (topic, partition,
-offset), and its CloudEvent (source, id). eventsourcing's `Application.save`
-opens its own transaction and takes no outside one, and the Ledger's verbs call
-`save` themselves, so the receipt rides along another way:
-
-- `LedgerRecorder` is the Ledger's application recorder (wired through
-  APPLICATION_RECORDER_TOPIC in infra/wiring.py). eventsourcing calls its
-  `_insert_events(curs, ...)` hook inside the insert transaction, on the same
-  cursor, just before the event table is locked and the events are inserted.
-- While a consumer thread is inside `recording(*receipts)`, the hook writes
-  the receipts on that cursor: one message's, or a whole batch's when the
-  consumer saves several accounts in one go. Outside such a block (API
-  requests, other threads) the hook does nothing: the receipts live in a
-  ContextVar, so they belong to the thread that set them and never leak into
-  another request's save.
+offset), and its CloudEvent (source, id). The consumer hands the receipts to
+the ledger's save explicitly (`Ledger.record_batch(accounts, receipts)`, or a
+verb's `receipts=`); eventsourcing forwards a save's keyword arguments to the
+recorder, and the Ledger's recorder (infra/event_store.py) has `ReceiptClaims`
+write them on the insert transaction's cursor, before the events go in.
 
 The inserts are guarded, so a redelivered message cannot apply twice even
 when two consumers briefly hold the same partition during a rebalance:
@@ -29,13 +20,13 @@ fresh cluster id, and its offsets start again at 0. CloudEvent ids are kept
 across clusters, so an event published again to a new broker is still a
 duplicate.
 
-When a guard finds a message applied already, the hook raises
-`AlreadyApplied`; the transaction rolls back and no event is stored. The
-consumer then counts the message as a duplicate (or, for a batch, applies its
-messages one by one to find which). This is the eventsourcing tracking
-pattern (a position written with the events it caused), with Kafka offsets for
-positions: eventsourcing's own `Tracking` takes one integer per application
-name, while a consumer needs an offset per partition and a set of event ids.
+When a guard finds a message applied already, `AlreadyApplied` is raised; the
+transaction rolls back and no event is stored. The consumer then counts the
+message as a duplicate (or, for a batch, applies its messages one by one to
+find which). This is the eventsourcing tracking pattern (a position written
+with the events it caused), with Kafka offsets for positions: eventsourcing's
+own `Tracking` takes one integer per application name, while a consumer needs
+an offset per partition and a set of event ids.
 
 Two more records, outside the events' transaction:
 
@@ -52,55 +43,13 @@ Two more records, outside the events' transaction:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
-from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
-
-from domain.integrity import plain_state
-from infra.dead_lettered import CREATE_DEAD_LETTERED
-
-# Merge into the Ledger's eventsourcing env so its recorder writes receipts.
-RECORDER_ENV = {"APPLICATION_RECORDER_TOPIC": "infra.inbound_receipts:LedgerRecorder"}
-
-_CREATE_OFFSETS = """
-CREATE TABLE IF NOT EXISTS {schema}.inbound_offsets (
-    cluster_id text NOT NULL,
-    consumer_group text NOT NULL,
-    topic text NOT NULL,
-    partition integer NOT NULL,
-    next_offset bigint NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (cluster_id, consumer_group, topic, partition)
-)
-"""
-
-_CREATE_APPLIED = """
-CREATE TABLE IF NOT EXISTS {schema}.inbound_applied (
-    source text NOT NULL,
-    event_id text NOT NULL,
-    topic text NOT NULL,
-    partition integer NOT NULL,
-    kafka_offset bigint NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (source, event_id)
-)
-"""
-
-# Pruning takes the oldest receipts first.
-_INDEX_APPLIED_AT = (
-    "CREATE INDEX IF NOT EXISTS inbound_applied_at ON {schema}.inbound_applied (applied_at)"
-)
 
 # Moves the partition's offset past the last of these messages, unless it is
 # past the first of them already.
@@ -139,151 +88,20 @@ class AlreadyApplied(Exception):
     """The message's offset or CloudEvent id was applied before; nothing was stored."""
 
 
-@dataclass
-class _Slot:
-    receipts: tuple[Receipt, ...]
-    recorded: bool = False
+class ReceiptClaims:
+    """Writes a save's receipts on its transaction's cursor, or raises AlreadyApplied."""
 
-
-_slot: ContextVar[_Slot | None] = ContextVar("inbound_receipts", default=None)
-
-
-@contextmanager
-def recording(*receipts: Receipt) -> Iterator[None]:
-    """Within this block, the ledger's next save also records `receipts`, atomically.
-
-    One block covers one save: a second save in the same block is refused,
-    because it would be a second transaction the receipts cannot be part of.
-    Several receipts of one partition must be of consecutive messages, but for
-    dead letters and duplicates between them: the stored offset jumps past all.
-    """
-    if not receipts:
-        raise ValueError("recording needs at least one receipt")
-    token = _slot.set(_Slot(receipts))
-    try:
-        yield
-    finally:
-        _slot.reset(token)
-
-
-def receipt_pending() -> bool:
-    """True while this thread saves under an inbound receipt (it must save alone)."""
-    return _slot.get() is not None
-
-
-class LedgerRecorder(PostgresApplicationRecorder):
-    """The Ledger's recorder: eventsourcing's, plus inbound receipts in the same transaction.
-
-    Two more things for speed: events are inserted from four plain arrays in
-    binary rather than one array of a composite type (psycopg dumps a
-    composite value by value in Python: 500 events took 8.8 ms, now 1.2), and
-    `select_after` brings many cached accounts up to date in one query.
-    """
-
-    def __init__(
-        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
-    ) -> None:
-        super().__init__(datastore, events_table_name=events_table_name)
-        schema = Identifier(self.datastore.schema)
-        self.sql_create_statements.append(SQL(_CREATE_OFFSETS).format(schema=schema))
-        self.sql_create_statements.append(SQL(_CREATE_APPLIED).format(schema=schema))
-        self.sql_create_statements.append(SQL(CREATE_DEAD_LETTERED).format(schema=schema))
-        self.sql_create_statements.append(SQL(_INDEX_APPLIED_AT).format(schema=schema))
+    def __init__(self, schema: Identifier) -> None:
         self._claim_offsets = SQL(_CLAIM_OFFSETS).format(schema=schema)
         self._claim_events = SQL(_CLAIM_EVENTS).format(schema=schema)
-        table = Identifier(self.events_table_name)
-        self._insert_columns = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
-            " SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[])"
-            " RETURNING notification_id"
-        ).format(schema=schema, table=table)
-        self._select_after = SQL(
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state"
-            " FROM unnest(%b::uuid[], %b::bigint[]) AS k(id, version)"
-            " JOIN {schema}.{table} e"
-            " ON e.originator_id = k.id AND e.originator_version > k.version"
-            " ORDER BY e.originator_id, e.originator_version"
-        ).format(schema=schema, table=table)
-        self._select_times = SQL(
-            "SELECT originator_version, state FROM {schema}.{table}"
-            " WHERE originator_id = %s AND originator_version = ANY(%s)"
-        ).format(schema=schema, table=Identifier(self.events_table_name))
 
-    def recorded_at(self, originator_id: UUID, versions: Sequence[int]) -> dict[int, datetime]:
-        """When each of these versions of an aggregate was recorded, in one query.
+    def claim(self, curs: Cursor[Any], receipts: Sequence[Receipt]) -> None:
+        """Move each partition's offset past these messages and record their CloudEvent ids.
 
-        Point-in-time reads search versions by recorded time (domain/ledger.py).
+        Several receipts of one partition must be of consecutive messages, but
+        for dead letters and duplicates between them: the stored offset jumps
+        past all of them.
         """
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._select_times, (originator_id, list(versions)), prepare=True)
-            rows = curs.fetchall()
-        return {
-            row["originator_version"]: datetime.fromisoformat(
-                plain_state(row["state"])["timestamp"]
-            )
-            for row in rows
-        }
-
-    def select_after(self, versions: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
-        """The events of each aggregate after the given version, in one query."""
-        if not versions:
-            return {}
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._select_after, (list(versions), list(versions.values())))
-            rows = curs.fetchall()
-        after: dict[UUID, list[StoredEvent]] = {}
-        for row in rows:
-            after.setdefault(row["originator_id"], []).append(
-                StoredEvent(
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-            )
-        return after
-
-    def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
-    ) -> None:
-        # What eventsourcing's version does (lock, notify, insert returning the
-        # notification ids), with the plain arrays.
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        columns: tuple[list[Any], list[int], list[str], list[bytes]] = ([], [], [], [])
-        for e in stored_events:
-            columns[0].append(e.originator_id)
-            columns[1].append(e.originator_version)
-            columns[2].append(e.topic)
-            columns[3].append(e.state)
-        curs.execute(self._insert_columns, columns)
-
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        slot = _slot.get()
-        if slot is not None:
-            if slot.recorded:
-                raise RuntimeError("one inbound receipt can cover only one save")
-            if self.datastore.enable_db_functions:
-                # That path inserts through a database function and skips the hook.
-                raise RuntimeError("inbound receipts need POSTGRES_ENABLE_DB_FUNCTIONS off")
-        ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
-        if slot is not None:
-            # Only after the commit: eventsourcing retries a failed transaction,
-            # and each attempt must write the receipt again.
-            slot.recorded = True
-        return ids
-
-    def _insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        slot = _slot.get()
-        if slot is not None:
-            self._claim(curs, slot.receipts)
-        super()._insert_events(curs, stored_events, **kwargs)
-
-    def _claim(self, curs: Cursor[DictRow], receipts: Sequence[Receipt]) -> None:
         spans: dict[tuple[str, str, str, int], tuple[int, int]] = {}
         for r in receipts:
             key = (r.cluster_id, r.consumer_group, r.topic, r.partition)

@@ -25,7 +25,6 @@ it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from decimal import Decimal
 from hashlib import sha1
@@ -36,14 +35,12 @@ import orjson
 from eventsourcing.persistence import Notification
 
 from domain.account import event_type_of
-from domain.integrity import ENVELOPE_KEYS, plain_state
+from domain.integrity import ENVELOPE_KEYS
+from infra.event_store import plain_state, stored_hash_of
 
 SOURCE = "crmledger"
 UNREADABLE_TYPE = "crmledger.EventUnreadable"
 MAX_ERROR = 500
-
-# The stored hash in raw event JSON: `"prev_hash"` does not match (no quote before `hash`).
-_STORED_HASH = re.compile(rb'"hash"\s*:\s*"([0-9a-fA-F]{64})"')
 
 # Optional attributes after `recordedtime`, in message order: (attribute, metadata key).
 _META_ATTRIBUTES = (
@@ -175,17 +172,11 @@ def _envelope_fault(state: Mapping[str, Any]) -> str:
     return "the stored event's envelope is broken: " + ", ".join(faults)
 
 
-def stored_hash(stored: bytes) -> str | None:
-    """The hash written in a stored event's raw JSON text, if one can be found there."""
-    found = _STORED_HASH.findall(bytes(stored))
-    return found[-1].decode() if found else None  # JSON: the last key wins
-
-
 def unreadable_message(
     position: int, account_id: str, version: int, stored: bytes | None, error: str
 ) -> bytes:
     """The encoded marker the relay publishes for a stored event it cannot read."""
-    hash_ = stored_hash(stored) if stored is not None else None
+    hash_ = stored_hash_of(stored) if stored is not None else None
     event: dict[str, Any] = {
         "specversion": "1.0",
         "id": str(uuid5(UUID(account_id), f"unreadable:{version}")),

@@ -19,10 +19,9 @@ from zoneinfo import ZoneInfo
 from psycopg_pool import ConnectionPool
 
 from domain.account import event_type_of
-from domain.integrity import plain_state
 from domain.ledger import Ledger
 from domain.privacy import SEARCHABLE_FIELDS, BlindIndex
-from infra.event_log import EventLog
+from infra.event_store import EventLog, plain_state
 from infra.settings import Settings
 from projections.catalog import READ_MODELS
 from projections.directory import DirectoryQuery, search_accounts

@@ -47,9 +47,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from domain.account import event_type_of
-from domain.integrity import Break, ChainVerifier, stored_record
-from infra.event_log import EventLog
+from domain.integrity import Break, ChainVerifier
+from infra.event_store import EventLog
 from infra.schema import create_tables
+from infra.verification import stored_record
 from infra.worker import OutageLog, Worker
 
 if TYPE_CHECKING:

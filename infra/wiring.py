@@ -6,14 +6,13 @@ from dataclasses import dataclass
 
 from psycopg_pool import ConnectionPool
 
-from domain.ledger import Ledger
 from infra.access_log import AccessLog
 from infra.audit_feed import AuditFeed
+from infra.canonical import install as install_canonical_json
 from infra.database import database_url, event_store_env, open_pool
-from infra.event_log import EventLog
 from infra.idempotency import IdempotencyStore
-from infra.inbound_receipts import RECORDER_ENV, receipt_pending
 from infra.keys import HmacBlindIndex, PostgresKeyVault, blind_index_key
+from infra.ledger_store import PostgresLedger
 from infra.readmodels import ReadModels
 from infra.schema import create_tables
 from infra.secrets import jwt_secret, master_key
@@ -28,7 +27,7 @@ class Services:
     settings: Settings
     database_url: str
     pool: ConnectionPool
-    ledger: Ledger
+    ledger: PostgresLedger
     vault: PostgresKeyVault
     access_log: AccessLog
     idempotency: IdempotencyStore
@@ -52,14 +51,10 @@ def bootstrap(settings: Settings | None = None) -> Services:
     pool = open_pool(url, settings)
     create_tables(pool, settings.database_schema)
     vault = PostgresKeyVault(pool, key)
-    ledger = Ledger(
-        # The recorder also writes inbound Kafka receipts in the events' transaction.
-        {**event_store_env(url, settings), **RECORDER_ENV},
-        vault=vault,
-        segments=frozenset(settings.segments),
+    install_canonical_json()
+    ledger = PostgresLedger(
+        event_store_env(url, settings), vault=vault, segments=frozenset(settings.segments)
     )
-    ledger.save_alone = receipt_pending
-    ledger.position_of = EventLog(ledger).position_of
     integrity = BrokenAccounts(pool, settings.database_schema)
     integrity.create()
     readmodels = ReadModels(ledger, pool, settings, HmacBlindIndex(blind_index_key(key)))
@@ -72,7 +67,7 @@ def bootstrap(settings: Settings | None = None) -> Services:
         vault=vault,
         access_log=AccessLog(pool),
         idempotency=IdempotencyStore(pool, settings.idempotency_ttl_hours),
-        audit_feed=AuditFeed(pool, ledger, settings.database_schema),
+        audit_feed=AuditFeed(pool, ledger),
         readmodels=readmodels,
         jwt_secret=secret,
         integrity=integrity,

@@ -63,7 +63,7 @@ def test_a_conflict_in_a_batch_is_retried_alone_and_reported_to_its_command() ->
         if loser in aggregates:
             raise IntegrityError("conflict")
 
-    group = GroupCommit(save)
+    group = GroupCommit(save, conflicts=(IntegrityError,))
     errors: dict[Any, BaseException] = {}
 
     def run(a: Agg) -> None:

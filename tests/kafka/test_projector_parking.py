@@ -26,8 +26,7 @@ from consumers.projector import Projector, read_message
 from crmledger.cli import app as cli
 from domain import activities as act
 from domain.activities import apply_activity
-from domain.integrity import plain_state
-from infra.event_log import EventLog
+from infra.event_store import EventLog, plain_state
 from infra.outbound_events import stored_message
 from infra.relay import Relay
 from infra.topics import ACCOUNT_EVENTS, CLOUDEVENTS_JSON

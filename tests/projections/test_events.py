@@ -8,7 +8,7 @@ from decimal import Decimal
 import orjson
 
 from domain import activities as act
-from domain.integrity import plain_state
+from infra.event_store import plain_state
 from infra.outbound_events import encode, outbound_event
 from infra.wiring import Services
 
