@@ -28,8 +28,6 @@ treat it as the database's fault, not the message's (consumers/dead_letters.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from time import monotonic
 from typing import Any
 
@@ -265,24 +263,3 @@ def open_pool(url: str, settings: Settings, *, size: int | None = None) -> Conne
         pool.close()
         raise
     return pool
-
-
-@contextmanager
-def statement_timeout(conn: psycopg.Connection[Any], ms: int) -> Iterator[None]:
-    """Run a long job's statements on `conn` under their own limit (ms, 0 = none).
-
-    For rebuilds, verification, retention: the pools' limit suits requests.
-    Outside a transaction (autocommit) the limit is set for the session and
-    put back afterwards; inside one, SET LOCAL ends with it.
-    """
-    if conn.autocommit:
-        old = conn.execute("SHOW statement_timeout").fetchone()
-        conn.execute(f"SET statement_timeout = {int(ms)}".encode())
-        try:
-            yield
-        finally:
-            if not conn.closed and old is not None:
-                conn.execute("SELECT set_config('statement_timeout', %s, false)", (old[0],))
-    else:
-        conn.execute(f"SET LOCAL statement_timeout = {int(ms)}".encode())
-        yield

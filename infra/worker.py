@@ -105,11 +105,6 @@ class Worker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    @property
-    def running(self) -> bool:
-        """True while the thread is alive."""
-        return self._thread.is_alive()
-
     def _loop(self) -> None:
         backoff = 0.0  # the last wait after a failure; 0 after a run that went well
         try:

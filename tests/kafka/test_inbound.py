@@ -18,6 +18,7 @@ from domain.account import account_id_for
 from domain.activities import Visit
 from infra.inbound_receipts import stored_offsets
 from infra.topics import INTEGRATION_DLQ, INTEGRATION_EVENTS
+from infra.worker import live_workers
 from tests.kafka.conftest import (
     SESSION_TIMEOUT_MS,
     Publish,
@@ -290,7 +291,7 @@ def test_runs_in_a_background_worker_until_stopped(stack: Stack, publish: Publis
         wait_until(lambda: _has_account(stack, ref) and len(event_types(stack, ref)) == 2)
     finally:
         worker.stop()
-    assert not worker.running
+    assert worker not in live_workers()
     assert worker.failures == 0
 
 

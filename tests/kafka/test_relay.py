@@ -16,6 +16,7 @@ from domain.integrity import GENESIS_HASH
 from infra.broker import kafka_bootstrap, stop_embedded_broker
 from infra.relay import Relay, relay_position, start_relay
 from infra.topics import ACCOUNT_EVENTS, ensure_topics
+from infra.worker import live_workers
 from tests.kafka.conftest import Stack, meta, open_account, read_topic, wait_until
 
 
@@ -131,7 +132,7 @@ def test_follows_new_events_within_a_second(stack: Stack) -> None:
         assert event["subject"] == str(account.id)
     finally:
         worker.stop()
-    assert not worker.running
+    assert worker not in live_workers()
     assert worker.failures == 0
 
 
