@@ -46,15 +46,13 @@ import time
 from typing import Any
 
 import psycopg
-from eventsourcing.postgres import PostgresApplicationRecorder
 from kafka import KafkaProducer
 from kafka.errors import MessageSizeTooLargeError
-from psycopg.sql import SQL, Identifier
 
 from domain.account import event_type_of
 from infra.broker import cluster_id, on_broker
 from infra.database import connection_options
-from infra.event_log import EventLog, LogRow
+from infra.event_store import EventLog, LogRow
 from infra.outbound_events import stored_message, unreadable_message
 from infra.partitioner import KeyPartitioner
 from infra.topics import ACCOUNT_EVENTS, CLOUDEVENTS_JSON
@@ -220,12 +218,8 @@ class Relay:
         with psycopg.connect(url, autocommit=True, **options) as conn:
             if not self._wait_for_lock(conn, f"crmledger-relay:{schema}:{self.topic}", stop):
                 return
-            recorder = self._ledger.recorder
-            if not isinstance(recorder, PostgresApplicationRecorder):
-                raise TypeError("the relay follows a PostgreSQL event store only")
-            channel = recorder.channel_name
             # LISTEN before reading, so no commit falls between the read and the wait.
-            conn.execute(SQL("LISTEN {}").format(Identifier(channel)))
+            self._log.listen(conn)
             self.position = self._load_position()
             while not stop.is_set():
                 self.publish_pending(stop)

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from domain.account import event_type_of
-from infra.event_log import EventLog
+from infra.event_store import EventLog
 from infra.outbound_events import encode, event_id, event_id_text, outbound_event, stored_message
 from infra.wiring import Services
 from tests.support import EVERY_ACTIVITY
