@@ -1,7 +1,7 @@
 """Every table of the ledger's PostgreSQL schema (CRMLEDGER_DATABASE_SCHEMA), in one place.
 
-eventsourcing creates its own two tables in the same schema, `stored_events`
-and `snapshots`, with the Ledger's recorder (infra/event_store.py); what we rely
+eventsourcing creates its own two tables in the same schema, `ledger_events`
+and `ledger_snapshots`, with the Ledger's recorder (infra/event_store.py); what we rely
 on in them is held by tests/infra/test_event_store_contract.py. Everything else
 the ledger keeps beside its events is created here: `create_tables` runs at
 every start (infra/wiring.py), from many processes at once, and is idempotent.
