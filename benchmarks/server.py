@@ -1,6 +1,6 @@
 """Run `crmledger serve` in child processes on the benchmark's ledger, one role each or all.
 
-As in production (DESIGN.md: each role its own process), the API scales by
+As in production (docs/design.md: each role its own process), the API scales by
 replicas: `api_replicas` starts several `serve --only api` processes on one
 ledger, and the load client spreads its connections over them.
 """
