@@ -42,21 +42,20 @@ from infra.audit_feed import FeedEvent
 from infra.wiring import Services
 from projections.directory import CONTACT_FIELDS, SEALED
 
-# The account's attributes an AccountOut shows as they are.
-AS_STORED = [
-    "id",
-    "version",
-    "external_ref",
-    "status",
-    "segment",
-    "service_plan",
-    "channel",
-    "opened_at",
-    "closed_at",
-    "close_reason",
-    "details_current_at",
-    "last_activity_at",
-]
+# AccountOut's fields that account_out works out; every other is the account's
+# attribute of the same name, as it is.
+DERIVED = frozenset(
+    {
+        "customer",
+        "customer_masked",
+        "personal_data_erased",
+        "open_inquiries",
+        "open_complaints",
+        "recorded_at",
+        "integrity_warning",
+    }
+)
+AS_STORED = tuple(name for name in AccountOut.model_fields if name not in DERIVED)
 
 
 def account_out(
