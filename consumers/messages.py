@@ -2,26 +2,15 @@
 
 `parse(value, headers)` turns a message into one of the inbound event models,
 or raises `NotJSON` or pydantic's `ValidationError`. Both content modes of the
-CloudEvents Kafka binding are read, as the official SDK writes them:
-- structured: the value is the whole CloudEvent as JSON (content-type
-  `application/cloudevents+json`); a message with no CloudEvents headers at
-  all is read this way too, as the ledger's first publishers sent it;
-- binary: the value is the event's data (JSON) and the attributes are
-  `ce_<name>` headers (`ce_specversion`, `ce_id`, `ce_type`, `ce_source`,
-  `ce_subject`, `ce_time`, extensions alike), the data's content type in the
-  `content-type` header. A message is binary when it has a `ce_specversion`
-  header and its content-type is not `application/cloudevents...`.
-
-The `type` is `crmledger.<EventName>`, the name the ledger publishes the same
-event under (`crmledger.PurchaseRecorded`); the older names (`purchase`) are
-aliases. `data` is that message's contract (infra/contracts.py), the same the
-HTTP bodies derive from, so both doors refuse the same input with the same
-words. For details_updated `data` is `{"customer": {<changed fields>}}`, like
-the stored DetailsUpdated event. Extension attributes are taken (lower-case
-names, string, integer or boolean values); `correlationid`, `department` and
-`reason`, when given, go into the events' metadata. Rules that depend on
-configuration or state (segments, closed accounts, open inquiries) are the
-domain's, so its error names the reason.
+CloudEvents Kafka binding are read, as the official SDK writes them: structured
+(the whole event as JSON; also a message with no CloudEvents headers, as the
+first publishers sent it) and binary (`ce_*` headers, the data as the value).
+Integrators publish under the name the ledger publishes the event with
+(`crmledger.PurchaseRecorded`), the older names being aliases; `data` is the
+message's contract (infra/contracts.py), the one the HTTP bodies derive from,
+so both doors refuse the same input with the same words. Rules that depend on
+configuration or state are the domain's, so its error names the reason
+(docs/design.md, Messages).
 """
 
 from __future__ import annotations

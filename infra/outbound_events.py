@@ -1,26 +1,13 @@
 """A stored event as the CloudEvent the relay publishes (structured JSON mode).
 
-The message is built from the stored row and its state only, so the relay
-never loads aggregates and never decrypts anything: personal fields leave the
-ledger as the ciphertext the event store holds.
-
-The relay builds tens of thousands of these a second, so the path is lean:
-the event id is computed with hashlib rather than through `uuid.UUID` objects,
-and optional attributes are added only when set instead of filtered afterwards.
-
-A stored event the relay cannot read (its bytes are not JSON, or its envelope
-lacks or mistypes `occurred_at`, `timestamp`, `metadata`, `prev_hash` or
-`hash`) raises `UnreadableEvent`, and the relay publishes a marker in its
-place (`unreadable_message`): a CloudEvent of type `crmledger.EventUnreadable`
-with subject the account id, extension attributes `position`,
-`accountversion` and `hash` (the stored hash when it can be found in the raw
-text; left out otherwise, as CloudEvents reads a null attribute as unset), and
-data {position, account_id, version, stored_hash (or null), error}. Its id is
-its own (uuid5 of the account id and `unreadable:<version>`), so a consumer
-that de-duplicates by id still takes the real event should the row be
-repaired and published again. Whether the event's data fields are right for
-its type is not the relay's to judge: a consumer that cannot apply one parks
-it.
+Built from the stored row and its state only, so the relay never loads an
+aggregate and never decrypts: personal fields leave the ledger as the
+ciphertext the store holds. The relay builds one per event, so the path is lean
+(the id through hashlib, not `uuid.UUID`; optional attributes added only when
+set). A row that is not an event's (bytes not JSON, a broken envelope) raises
+`UnreadableEvent`, and `unreadable_message` builds the `crmledger.EventUnreadable`
+marker the relay publishes in its place, with an id of its own so a repaired
+event published again is not taken for a copy (docs/design.md, Messages).
 """
 
 from __future__ import annotations

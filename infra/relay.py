@@ -1,41 +1,18 @@
 """The relay (transactional outbox): the event store's notification log, published to Kafka.
 
-Nothing writes to Kafka inside a request. The relay reads the Ledger's ordered
-notification log after its stored position, publishes each event as a
-CloudEvent (infra/outbound_events.py) to crmledger.account-events keyed by
-account id, and stores the new position only after the broker acknowledged the
-whole batch. The order of a checkpoint: send the batch, flush the producer,
-check every send succeeded, then store the position.
+Nothing writes to Kafka inside a request, so the store stays the one source of
+truth: the relay publishes each event after its stored position as a CloudEvent
+keyed by account id (one partition per account keeps its order), and stores the
+new position only after the broker acknowledged the whole batch (send, flush,
+check every send, then store). Delivery is at least once; ids are stable, so
+consumers skip what they have seen. It LISTENs for the recorder's NOTIFY, so
+an event goes out moments after its commit.
 
-Delivery is at least once: a crash between the acknowledgement and the position
-update republishes that batch. Each message's `id` is stable (uuid5 of account
-id and version) and its `accountversion` is given, so consumers skip what they
-have seen. Per-account order holds: the key keeps an account on one partition,
-and the idempotent producer keeps a partition's order through retries.
-
-Following new events: the relay LISTENs on the channel eventsourcing's
-PostgreSQL recorder NOTIFYs in every insert transaction (delivered at commit),
-so a new event is published within moments of its commit; with no
-notification it looks again every few seconds anyway.
-
-The stored position belongs to a broker cluster. When the cluster id differs
-from the one stored with the position, the relay republishes from the start.
-The embedded broker keeps its data in memory and gets a fresh cluster id at each
-start (infra/broker.py), so after a restart it is filled again from the event
-store, which is what the design asks of embedded mode; a relay restarted while
-the same embedded broker runs resumes where it stopped instead.
-
-One relay publishes at a time: it holds a PostgreSQL advisory lock for its
-schema and topic; a second relay waits as a standby until the lock frees.
-
-A stored event the relay cannot read (its bytes are not JSON, or its envelope
-is broken: infra/outbound_events.py), or one too large for the producer to
-send, never stops it: it publishes a
-`crmledger.EventUnreadable` marker at that position instead, keyed by the
-account like the event would have been, counts it
-(crmledger_relay_unreadable_events_total), logs it once and goes on. The
-check costs nothing on the happy path: a `try` is free in Python 3.11 until
-it catches.
+The position belongs to a broker cluster: a new cluster id (an embedded broker
+restarted, memory only) gets the whole store again. One relay publishes at a
+time (an advisory lock); another waits as a standby. A stored event it cannot
+read, or cannot send for its size, is replaced by a `crmledger.EventUnreadable`
+marker in its place, so one row never stops the relay (docs/design.md, Messages).
 """
 
 from __future__ import annotations

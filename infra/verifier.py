@@ -1,33 +1,16 @@
 """The continuous verifier: every event's hash chain checked as it is appended.
 
-A background role (`crmledger serve` runs it; `--only verifier` runs it alone;
-one per deployment is enough, two only do the work twice) follows the
-ledger's notification log, as the relay does, and feeds every stored event to
-the same `ChainVerifier` that `crmledger verify` and /v1/audit/verify use: one
-definition of the hash chain. The write path is untouched.
-
-- On start it reads the whole ledger from position 1 (in the background, at
-  most a quarter of a core: the API answers meanwhile), then follows each new
-  event as it is appended (a page of up to 5,000 at a time).
-- A row altered after it was checked is found by the next sweep: the whole
-  ledger is read again every `CRMLEDGER_VERIFY_SWEEP_HOURS` (default 24).
-- The first break of each account is kept in the table `broken_accounts` of the
-  ledger's schema (account id, version, position, reason, detected at). At the
-  end of each full sweep, rows of accounts that verified whole again (an
-  operator restored the event) are deleted.
-- Every read of a broken account (GET account, its history) carries
-  `integrity_warning` in its body and a `Crmledger-Integrity` header
-  (`broken; version=N; position=P`, RFC 8941 syntax; the Warning header of
-  RFC 7234 is obsolete). The API takes the table through `BrokenAccounts`,
-  which re-reads it at most once a second, so a read costs no query.
-- /metrics exports the number of broken accounts (`crmledger_broken_accounts`).
-- While PostgreSQL is away the verifier logs, waits (the workers' backoff, infra/worker.py) and
-  goes on from where it was: it keeps its place and its chain heads in memory.
-  A broken account does not stop it: the next events are checked as ever.
-
-The verifier does not refuse anything: an altered amount is flagged on the
-next read, while an event that cannot be decoded at all is refused by the
-ledger itself (LedgerIntegrityError).
+A tampered row should be found before an auditor stumbles on it, without
+slowing the writes: this background role (one per deployment) follows the
+notification log as the relay does and feeds every event to the same
+`ChainVerifier` as `crmledger verify`, at most a quarter of a core. It reads
+the whole ledger at start and every CRMLEDGER_VERIFY_SWEEP_HOURS (a row altered
+after it was checked is found by the next sweep), keeps the first break of
+each account in `broken_accounts`, and drops the rows of accounts found whole
+again. The API reads the table through `BrokenAccounts` (refreshed at most once
+a second, so a read costs no query) to flag broken accounts; it refuses
+nothing (docs/design.md, Integrity). While PostgreSQL is away it waits and goes
+on from where it was.
 """
 
 from __future__ import annotations
