@@ -5,14 +5,10 @@
 reach the aggregate; reading them back is a separate, explicit step
 (`personal_data`) so callers decide when clear text is shown and logged.
 
-Inbound messages hand their receipts to the save that applies them
-(`receipts=` on a verb, or `record_batch` for many accounts): eventsourcing
-forwards a save's keyword arguments to its recorder, which stores them in the
-events' transaction. The domain treats them as opaque.
-
-How the events are stored, cached, batch-loaded, snapshotted and read back
-when a row is damaged is infrastructure: infra/ledger_store.py builds the
-ledger the processes use on top of this one.
+Inbound messages hand their (opaque) receipts to the save that applies them:
+`receipts=` on a verb, or `record_batch`; eventsourcing forwards a save's
+keyword arguments to its recorder, which stores them with the events. Storage,
+cache, snapshots and damaged rows are infra's (infra/ledger_store.py).
 """
 
 from __future__ import annotations

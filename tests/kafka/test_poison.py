@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 from prometheus_client import REGISTRY
 
 import consumers.commands
-import consumers.inbound
+import consumers.inbound_batch
 from consumers.dead_letters import TRUNCATED_VALUE_BYTES
 from consumers.inbound import Ingest
 from domain.account import account_id_for
@@ -303,7 +303,7 @@ def test_a_message_whose_receipt_lookup_the_database_refuses_is_parked(
     stack: Stack, big_producer: KafkaProducer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ref = f"C-{uuid.uuid4().hex[:8]}"
-    real_lookup = consumers.inbound.applied_events
+    real_lookup = consumers.inbound_batch.applied_events
 
     def lookup(pool: Any, keys: Any) -> set[tuple[str, str]]:
         # A source our own code would hand PostgreSQL unusable (a bug): the real database
@@ -311,7 +311,7 @@ def test_a_message_whose_receipt_lookup_the_database_refuses_is_parked(
         keys = [(s.replace("unusable", "un\x00usable"), i) for s, i in keys]
         return real_lookup(pool, keys)
 
-    monkeypatch.setattr(consumers.inbound, "applied_events", lookup)
+    monkeypatch.setattr(consumers.inbound_batch, "applied_events", lookup)
     send(big_producer, KEY, opened(ref))
     send(big_producer, KEY, purchase(f"ext:{ref}", 1, source="pos/unusable"))
     for n in range(2, 12):
