@@ -19,9 +19,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 import orjson
-from eventsourcing.persistence import Notification
 
-from domain.account import event_type_of
 from domain.integrity import ENVELOPE_KEYS
 from infra.event_store import plain_state, stored_hash_of
 
@@ -39,13 +37,11 @@ _META_ATTRIBUTES = (
 )
 
 
-def event_id(account_id: UUID, version: int) -> UUID:
-    """The event's stable id: the same on every republish, so consumers can de-duplicate."""
-    return uuid5(account_id, str(version))
-
-
 def event_id_text(account_id: bytes, version: int) -> str:
-    """`str(event_id(UUID(bytes=account_id), version))`, without building UUID objects.
+    """The event's stable id, `str(uuid5(UUID(bytes=account_id), str(version)))`, made faster.
+
+    The same on every republish, so consumers can de-duplicate; computed
+    without building UUID objects.
 
     uuid5 is SHA-1 of the namespace's bytes and the name, with the version and
     variant bits set (RFC 4122, section 4.3).
@@ -53,21 +49,6 @@ def event_id_text(account_id: bytes, version: int) -> str:
     x = sha1(account_id + str(version).encode()).hexdigest()
     variant = "89ab"[int(x[16], 16) & 3]
     return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{variant}{x[17:20]}-{x[20:32]}"
-
-
-def outbound_event(notification: Notification, state: Mapping[str, Any]) -> dict[str, Any]:
-    """The CloudEvent of one stored event; unset optional attributes are left out."""
-    account_id = notification.originator_id
-    if not isinstance(account_id, UUID):
-        account_id = UUID(str(account_id))
-    return cloudevent(
-        notification.id,
-        str(account_id),
-        account_id.bytes,
-        notification.originator_version,
-        event_type_of(notification.topic),
-        state,
-    )
 
 
 def cloudevent(
@@ -123,7 +104,7 @@ def stored_message(
 ) -> bytes:
     """The encoded CloudEvent of a stored row (the account id as text, the state's bytes).
 
-    The same bytes as `encode(outbound_event(...))` of the decoded event: the
+    The same bytes as `encode(cloudevent(...))` of the decoded event: the
     plain stored JSON holds the values the transcoder would decode, as text.
     Raises ValueError (UnreadableEvent, or orjson's JSONDecodeError) when the
     state cannot be read as an event.

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from domain.account import event_type_of
 from infra.event_store import EventLog
-from infra.outbound_events import encode, event_id, event_id_text, outbound_event, stored_message
+from infra.outbound_events import encode, event_id_text, stored_message
 from infra.wiring import Services
-from tests.support import EVERY_ACTIVITY
+from tests.support import EVERY_ACTIVITY, event_id, outbound_event
 
 
 def test_the_event_id_text_is_the_uuid5_of_account_and_version() -> None:

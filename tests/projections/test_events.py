@@ -9,8 +9,9 @@ import orjson
 
 from domain import activities as act
 from infra.event_store import plain_state
-from infra.outbound_events import encode, outbound_event
+from infra.outbound_events import encode
 from infra.wiring import Services
+from tests.support import outbound_event
 
 
 def test_a_message_and_its_stored_event_project_the_same(services: Services) -> None:
