@@ -1,25 +1,15 @@
 """The projection runner: crmledger.account-events into the read models, idempotently.
 
-Group crmledger-projections. Each poll batch is one PostgreSQL transaction that
-writes every read model's rows, the events it parked and, per partition, the
-highest position it applied (projections/store.py); only then are the Kafka
-offsets committed. A batch redelivered after a crash, or a topic republished
-from the start, is skipped event by event by position, so nothing is counted
-twice.
-
-No event stops the read models. An event that cannot be read (its time out of
-range, a field of the wrong kind) and the relay's `crmledger.EventUnreadable`
-marker for a stored event it could not read are parked for every read model;
-an event a read model cannot write is parked for that read model alone
-(projections/parking.py). Either way the positions move past it and the
-events behind it flow; `crmledger projections parked` lists what was set aside
-and `crmledger projections retry` tries it again. An error of PostgreSQL
-itself (away, timed out) is no event's fault: it is raised, the worker backs
-off, and the batch comes again.
-
-A message without a position (it cannot be a ledger event: only the relay
-writes the topic) is logged and skipped; an event type the read models do not
-know changes nothing and still advances the positions.
+Each poll batch is one PostgreSQL transaction that writes every read model's
+rows, the events it parked and, per partition, the highest position applied
+(projections/store.py); only then are the Kafka offsets committed, so a batch
+redelivered after a crash, or a topic republished from the start, is skipped
+event by event and nothing counts twice. No event stops the read models: what
+cannot be read (and the relay's `crmledger.EventUnreadable` marker) is parked
+for every read model, what one read model cannot write for that one alone
+(projections/parking.py); an error of PostgreSQL itself is raised and the batch
+comes again. A message without a position is not a ledger event: logged and
+skipped. Like the relay and the ingest, it finds the broker anew at each restart.
 """
 
 from __future__ import annotations
