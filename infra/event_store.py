@@ -134,7 +134,8 @@ class LedgerRecorder(PostgresApplicationRecorder):
         if kwargs.get("receipts") and self.datastore.enable_db_functions:
             # That path inserts through a database function and skips the hook.
             raise RuntimeError("inbound receipts need POSTGRES_ENABLE_DB_FUNCTIONS off")
-        return super().insert_events(stored_events, **kwargs)
+        ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        return ids
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
