@@ -18,10 +18,15 @@ on how events are stored:
 
 Overrides of eventsourcing internals, and the tests that hold them:
 - `Application._take_snapshots`: eventsourcing reloads the aggregate from the
-  store to snapshot it; the saved one is in hand (tests/infra/test_snapshots.py);
+  store to snapshot it; the saved one is in hand
+  (tests/infra/test_ledger_batches.py::test_a_save_across_the_interval_snapshots_the_saved_aggregate,
+  tests/infra/test_snapshots.py);
 - `Repository._use_fastforward_lock` / `_disuse_fastforward_lock`, the lock
   the repository itself takes to fast-forward a cached aggregate, taken by
-  `accounts` for the same (tests/infra/test_ledger_batches.py).
+  `accounts` for the same
+  (tests/infra/test_ledger_batches.py::test_accounts_loads_many_at_their_current_versions).
+- `Application.name` is set back to "Ledger" (a subclass would take its class
+  name): it names the tables and the environment's prefix (every test).
 """
 
 from __future__ import annotations
