@@ -8,8 +8,12 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress
+from rich.table import Table
 
+from consumers.dead_letter_replay import list_dead_letters, replay_dead_letters
 from crmledger.cli_support import command_services, console
+from infra.broker import kafka_bootstrap
+from infra.topics import INTEGRATION_EVENTS
 
 audit = typer.Typer(help="Auditor tools.", no_args_is_help=True)
 dlq = typer.Typer(help="Dead letters of the inbound integration topic.", no_args_is_help=True)
@@ -49,11 +53,6 @@ def dlq_list(
     error: Annotated[str | None, typer.Option(help="only dead letters with this error")] = None,
 ) -> None:
     """Show the dead letters: where, why, where from, and whether replayed."""
-    from rich.table import Table
-
-    from consumers.dead_letter_replay import list_dead_letters
-    from infra.broker import kafka_bootstrap
-
     with command_services() as services:
         letters = list_dead_letters(services, kafka_bootstrap(services.settings))
     letters = [x for x in letters if error is None or x.error == error]
@@ -78,10 +77,6 @@ def dlq_replay(
     error: Annotated[str | None, typer.Option(help="only dead letters with this error")] = None,
 ) -> None:
     """Send dead letters back to the integration topic as they arrived; each one at most once."""
-    from consumers.dead_letter_replay import replay_dead_letters
-    from infra.broker import kafka_bootstrap
-    from infra.topics import INTEGRATION_EVENTS
-
     with command_services() as services:
         report = replay_dead_letters(services, kafka_bootstrap(services.settings), error=error)
     console.print(
