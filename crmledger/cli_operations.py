@@ -19,6 +19,8 @@ audit = typer.Typer(help="Auditor tools.", no_args_is_help=True)
 dlq = typer.Typer(help="Dead letters of the inbound integration topic.", no_args_is_help=True)
 retention = typer.Typer(help="The retention job.", no_args_is_help=True)
 
+OnlyError = Annotated[str | None, typer.Option(help="only dead letters with this error")]
+
 
 @audit.command("export")
 def audit_export(
@@ -50,7 +52,7 @@ def audit_export(
 
 @dlq.command("list")
 def dlq_list(
-    error: Annotated[str | None, typer.Option(help="only dead letters with this error")] = None,
+    error: OnlyError = None,
 ) -> None:
     """Show the dead letters: where, why, where from, and whether replayed."""
     with command_services() as services:
@@ -74,7 +76,7 @@ def dlq_list(
 
 @dlq.command("replay")
 def dlq_replay(
-    error: Annotated[str | None, typer.Option(help="only dead letters with this error")] = None,
+    error: OnlyError = None,
 ) -> None:
     """Send dead letters back to the integration topic as they arrived; each one at most once."""
     with command_services() as services:
