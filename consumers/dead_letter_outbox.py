@@ -24,6 +24,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from psycopg_pool import ConnectionPool
 
 from consumers.dead_letters import (
+    Refusal,
     SentLetter,
     dead_letter,
     dead_letter_limit,
@@ -73,7 +74,8 @@ class DeadLetterOutbox:
             )
         if (record.topic, record.partition, record.offset) in self._sent_before:
             return False
-        self._unsettled.append(dead_letter(self._producer, record, reason, detail, self._limit))
+        refusal = Refusal(record, reason, detail)
+        self._unsettled.append(dead_letter(self._producer, refusal, self._limit))
         return True
 
     def settle(self, wait_s: float = DEAD_LETTER_WAIT_S) -> None:
@@ -88,10 +90,7 @@ class DeadLetterOutbox:
         resent = []
         for i, letter in enumerate(unsettled):
             if refused_for_size(letter):
-                r = letter.record
-                unsettled[i] = send_truncated(
-                    self._producer, r, letter.reason, letter.detail, self._limit
-                )
+                unsettled[i] = send_truncated(self._producer, letter, self._limit)
                 resent.append(unsettled[i])
         self._wait_for(resent, wait_s)
         sent = []

@@ -112,12 +112,18 @@ def error_detail(error: BaseException) -> str:
 
 
 @dataclass
-class SentLetter:
-    """A dead letter handed to the producer; `future` says when the broker has it."""
+class Refusal:
+    """A record to park and why: the reason (the `error` header) and its detail."""
 
     record: ConsumerRecord
     reason: str
     detail: str
+
+
+@dataclass
+class SentLetter(Refusal):
+    """A dead letter handed to the producer; `future` says when the broker has it."""
+
     future: FutureRecordMetadata
     truncated: bool
 
@@ -150,13 +156,10 @@ def dead_letter_limit(bootstrap: str, producer_max: int = PRODUCER_MAX_REQUEST_B
 
 
 def dead_letter(
-    producer: KafkaProducer,
-    record: ConsumerRecord,
-    reason: str,
-    detail: str,
-    max_bytes: int = PRODUCER_MAX_REQUEST_BYTES,
+    producer: KafkaProducer, refusal: Refusal, max_bytes: int = PRODUCER_MAX_REQUEST_BYTES
 ) -> SentLetter:
     """Send the record, as received, to the dead-letter topic (truncated if too large)."""
+    record, reason, detail = refusal.record, refusal.reason, refusal.detail
     log.warning(
         "dead letter %s[%d]@%d: %s: %s",
         record.topic,
@@ -176,17 +179,14 @@ def dead_letter(
             return SentLetter(record, reason, detail, future, truncated=False)
         except _SIZE_REFUSALS:
             pass  # the producer counts differently: send the truncated copy
-    return send_truncated(producer, record, reason, detail, max_bytes)
+    return send_truncated(producer, refusal, max_bytes)
 
 
 def send_truncated(
-    producer: KafkaProducer,
-    record: ConsumerRecord,
-    reason: str,
-    detail: str,
-    max_bytes: int = PRODUCER_MAX_REQUEST_BYTES,
+    producer: KafkaProducer, refusal: Refusal, max_bytes: int = PRODUCER_MAX_REQUEST_BYTES
 ) -> SentLetter:
     """Send a truncated copy of the record, with its original size and SHA-256 in headers."""
+    record, reason, detail = refusal.record, refusal.reason, refusal.detail
     value = record.value or b""
     key = record.key
     own = list(record.headers or [])
