@@ -151,10 +151,8 @@ class CustomerAccount(ChainedAggregate):
         segments: frozenset[str] | None = None,
     ) -> None:
         """Move the account to another customer segment."""
-        self.check_command(occurred_at)
+        self.check_move(occurred_at, "in segment", self.segment, segment)
         check_segment(segment, segments or self.segments)
-        if segment == self.segment:
-            raise ConflictingState(f"the account is already in segment {segment}")
         self._change_segment(self.segment, segment, occurred_at, dict(meta))
 
     @event("SegmentChanged")
@@ -165,9 +163,7 @@ class CustomerAccount(ChainedAggregate):
 
     def change_plan(self, plan: str, occurred_at: datetime, meta: Metadata) -> None:
         """Move the account to another service plan."""
-        self.check_command(occurred_at)
-        if plan == self.service_plan:
-            raise ConflictingState(f"the account is already on plan {plan}")
+        self.check_move(occurred_at, "on plan", self.service_plan, plan)
         self._change_plan(self.service_plan, plan, occurred_at, dict(meta))
 
     @event("ServicePlanChanged")
@@ -333,6 +329,12 @@ class CustomerAccount(ChainedAggregate):
         for name, value in choices.items():
             check_choice(name, value, CHOICES[name])
         check_time(occurred_at)
+
+    def check_move(self, occurred_at: datetime, where: str, now: str, to: str) -> None:
+        """A move to another segment or plan needs an open account and a new place to go."""
+        self.check_command(occurred_at)
+        if to == now:
+            raise ConflictingState(f"the account is already {where} {to}")
 
     def check_details_changeable(self) -> None:
         """A change of personal details needs an open account whose data was not erased."""
