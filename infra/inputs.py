@@ -1,24 +1,13 @@
 """Input fields the HTTP API and the inbound consumer check alike: text, times, money.
 
-An integrating system gets the same answer for the same record whether it
-calls the API or publishes to Kafka: both doors read JSON with `read_json` and
-validate it with the models of infra/contracts.py, built from these fields.
-
-Hygiene, decided here once:
-- Text refuses control characters: C0 (U+0000-U+001F), DEL, C1 (U+0080-U+009F)
-  and lone surrogates (no UTF-8 for them; PostgreSQL cannot store NUL). Free
-  text (a note, a comment, a resolution, an address, a reason) may hold tab,
-  line feed and carriage return, since people write lines; every other field
-  is one line. Format characters (zero-width joiner, bidi marks) are allowed:
-  names in many scripts need them.
-- Times carry an offset, are from 1900-01-01 and at most five minutes ahead
-  (the domain's EARLIEST_TIME and MAX_FUTURE); dates of birth run from 1900 to
-  today. Both are ISO-8601 strings: a number is not taken as a timestamp.
-- Money: a currency is an ISO 4217 code (domain/currencies.py); an amount is a
-  plain decimal, preferably a JSON string ("19.99"), with no more decimals than
-  its currency has. A JSON number is taken only when written as a plain decimal
-  (19.99, 5): `read_json` keeps its digits exactly, and one written with an
-  exponent (1e3), a float from elsewhere, "1_000", " 5" or "NaN" are refused.
+An integrating system gets the same answer for the same record whether it calls
+the API or publishes to Kafka: both doors read JSON with `read_json` and check
+it with the models of infra/contracts.py, built from these fields. Text refuses
+control characters (PostgreSQL cannot store NUL, and a log line must stay one
+line), free text may hold line breaks, and format characters stay (names in
+many scripts need them); times carry an offset and lie in the domain's range;
+an amount is a plain decimal read exactly, never a float, no finer than its
+currency. The rules, with examples, are in docs/design.md (Messages).
 """
 
 from __future__ import annotations

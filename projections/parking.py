@@ -1,23 +1,14 @@
 """Parked events: what a read model could not apply, kept with the reason, never retried for ever.
 
-A read model that cannot apply an event (a value PostgreSQL cannot hold, a
-date out of range, a stored event that does not decode, the relay's
-`crmledger.EventUnreadable` marker) parks it here and goes on: its tracking
-position moves past the event in the same transaction, so everything behind
-it flows. An administrator lists the parked events and retries them
-(projections/store.py, `ReadModelStore.retry`).
-
-The table sits in the read-model schema beside the tracking positions,
-because a parked row is part of where a read model stands: "applied up to
-this position, except these". A rebuild of a read model replays the whole
-store and re-parks what still fails (its attempts go up); rows of events that
-now apply are deleted, so parked rows describe the read model as it is.
-
-Only an error of the event is parked. An error of the connection or of the
-server (PostgreSQL away, a statement timeout, a missing table) is raised, so
-the worker backs off and the batch comes again: an outage must not park every
-event it touches. The error kept is its class and its primary message only
-(no DETAIL, which may quote row values), cut to ERROR_CHARS.
+One event must not stop a read model: one it cannot apply (a value PostgreSQL
+cannot hold, a stored event that does not decode, the relay's
+`crmledger.EventUnreadable` marker) is parked here and its tracking position
+moves past it in the same transaction. The rows sit beside the positions
+because they are part of where a read model stands ("applied up to here,
+except these"); a rebuild re-parks what still fails and drops the rest. Only
+an error of the event parks it: an outage is raised, so the batch comes again
+rather than parking every event it touches. The error kept is its class and
+primary message only (a DETAIL may quote row values).
 """
 
 from __future__ import annotations
