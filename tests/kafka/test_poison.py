@@ -80,6 +80,16 @@ def letters_by_offset(stack: Stack, count: int) -> list[Any]:
     )
 
 
+def ingest_until(stack: Stack, count: int) -> Ingest:
+    """Run one ingest until it has handled `count` messages, then close it."""
+    ingest = Ingest(stack.services, stack.bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS)
+    try:
+        drain(ingest, count)
+    finally:
+        ingest.close()
+    return ingest
+
+
 @pytest.mark.slow  # a thousand messages behind three poisons, and a restart
 def test_poison_messages_are_dead_lettered_and_every_good_message_behind_them_is_applied(
     stack: Stack, big_producer: KafkaProducer, monkeypatch: pytest.MonkeyPatch
@@ -108,11 +118,7 @@ def test_poison_messages_are_dead_lettered_and_every_good_message_behind_them_is
     big_producer.flush()
     total = 4 + GOOD
 
-    ingest = Ingest(stack.services, stack.bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS)
-    try:
-        drain(ingest, total)
-    finally:
-        ingest.close()
+    ingest = ingest_until(stack, total)
 
     assert (ingest.totals.applied, ingest.totals.dead_letters) == (1 + GOOD, 3)
     history = stack.services.ledger.history(account_id_for(ref))
@@ -258,11 +264,7 @@ def test_a_message_the_database_refuses_is_parked_and_the_ones_behind_it_are_app
         send(big_producer, KEY, purchase(subject, n))
     big_producer.flush()
 
-    ingest = Ingest(stack.services, stack.bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS)
-    try:
-        drain(ingest, 12)
-    finally:
-        ingest.close()
+    ingest = ingest_until(stack, 12)
 
     assert (ingest.totals.applied, ingest.totals.dead_letters) == (11, 1)
     (letter,) = read_topic(stack.bootstrap, INTEGRATION_DLQ, 1)
@@ -287,11 +289,7 @@ def test_messages_for_an_account_whose_history_cannot_be_read_are_parked_and_oth
         send(big_producer, KEY, purchase(str(account.id), n))
     big_producer.flush()
 
-    ingest = Ingest(stack.services, stack.bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS)
-    try:
-        drain(ingest, 20)
-    finally:
-        ingest.close()
+    ingest = ingest_until(stack, 20)
 
     assert (ingest.totals.applied, ingest.totals.dead_letters) == (16, 4)
     assert len(ledger.history(whole.id)) == 1 + 16
@@ -318,11 +316,7 @@ def test_a_message_whose_receipt_lookup_the_database_refuses_is_parked(
         send(big_producer, KEY, purchase(f"ext:{ref}", n))
     big_producer.flush()
 
-    ingest = Ingest(stack.services, stack.bootstrap, session_timeout_ms=SESSION_TIMEOUT_MS)
-    try:
-        drain(ingest, 12)
-    finally:
-        ingest.close()
+    ingest = ingest_until(stack, 12)
 
     assert (ingest.totals.applied, ingest.totals.dead_letters) == (11, 1)
     (letter,) = read_topic(stack.bootstrap, INTEGRATION_DLQ, 1)
