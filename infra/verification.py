@@ -17,7 +17,7 @@ from eventsourcing.persistence import ApplicationRecorder, Notification
 
 from domain.account import event_type_of
 from domain.errors import AccountNotFound, PositionNotFound
-from domain.integrity import GENESIS_HASH, ChainVerifier, StoredRecord, VerifyReport, next_digest
+from domain.integrity import GENESIS_HASH, StoredRecord, VerifyReport, next_digest, verify_records
 from infra.event_store import plain_state
 
 
@@ -35,10 +35,7 @@ def verify(
     """
     if up_to is not None:
         check_position(recorder, up_to)
-    verifier = ChainVerifier()
-    for record in stored_records(recorder, account_id, page, up_to):
-        verifier.check(record)
-    return verifier.finish()
+    return verify_records(stored_records(recorder, account_id, page, up_to))
 
 
 def digest(
