@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     jwt_audience: str | None = None
     # The longest lifetime of a token this service signs or accepts (exp - iat).
     jwt_max_lifetime_hours: float = Field(default=12, gt=0)
+    # An OpenID Connect provider (api/oidc_tokens.py, the console's sign-in): its issuer URL,
+    # this service's client, the claim holding the roles (a list or a space-separated
+    # string), and the `aud` its access tokens carry (unset: the client id).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_roles_claim: str = "roles"
+    oidc_audience: str | None = None
+    # The least time between two fetches of the provider's keys forced by an unknown `kid`.
+    oidc_jwks_cooldown_seconds: float = Field(default=30, ge=0)
     # How long an Idempotency-Key is remembered; an older key counts as new (infra/idempotency.py).
     idempotency_ttl_hours: float = Field(default=24, gt=0)
     master_key: SecretStr | None = None
