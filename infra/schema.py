@@ -170,6 +170,64 @@ CREATE TABLE IF NOT EXISTS {schema}.dead_letter_replays (
     PRIMARY KEY (cluster_id, partition, kafka_offset)
 );
 """,
+    # The ledger's own identity, made once: the default checkpoint origin is
+    # `crmledger/<ledger_id>` (infra/checkpoints.py). One row, whoever starts first.
+    "ledger_identity": """
+CREATE TABLE IF NOT EXISTS {schema}.ledger_identity (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    ledger_id uuid NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO {schema}.ledger_identity (ledger_id) VALUES (gen_random_uuid())
+    ON CONFLICT (one) DO NOTHING;
+""",
+    # The RFC 9162 Merkle tree over every event (infra/merkle_tree.py). Level 0
+    # lives in merkle_leaves: a leaf row is needed anyway to map a ledger
+    # position to its leaf index, so its hash sits there rather than twice.
+    # `fallback` names how a leaf was made when the event's own hash could not
+    # be read (NULL for every sound event).
+    "merkle_leaves": """
+CREATE TABLE IF NOT EXISTS {schema}.merkle_leaves (
+    leaf_index bigint PRIMARY KEY,
+    position bigint UNIQUE NOT NULL,
+    leaf_hash bytea NOT NULL,
+    fallback text
+);
+""",
+    # Every perfect subtree of level 1 and more: (level, index) covers the
+    # leaves [index * 2^level, (index + 1) * 2^level).
+    "merkle_nodes": """
+CREATE TABLE IF NOT EXISTS {schema}.merkle_nodes (
+    level smallint NOT NULL,
+    index bigint NOT NULL,
+    hash bytea NOT NULL,
+    PRIMARY KEY (level, index)
+);
+""",
+    # The tree's size and the last ledger position in it: one row, locked by
+    # each append, written in the same transaction as the leaves and nodes.
+    "merkle_head": """
+CREATE TABLE IF NOT EXISTS {schema}.merkle_head (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one),
+    tree_size bigint NOT NULL,
+    position bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO {schema}.merkle_head (tree_size, position) VALUES (0, 0) ON CONFLICT (one) DO NOTHING;
+""",
+    # Signed checkpoints (C2SP tlog-checkpoint) by tree size; published_at is
+    # set once the broker acknowledged it on crmledger.checkpoints (infra/notary.py).
+    "checkpoints": """
+CREATE TABLE IF NOT EXISTS {schema}.checkpoints (
+    tree_size bigint PRIMARY KEY,
+    root_hash bytea NOT NULL,
+    note text NOT NULL,
+    signed_at timestamptz NOT NULL DEFAULT now(),
+    published_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS checkpoints_unpublished ON {schema}.checkpoints (tree_size)
+    WHERE published_at IS NULL;
+""",
 }
 
 
