@@ -43,6 +43,12 @@ class PositionNotFound(NotFound):
     code = "unknown_position"
 
 
+class TreeSizeNotFound(NotFound):
+    """The ledger's Merkle tree has not reached this size (yet)."""
+
+    code = "unknown_tree_size"
+
+
 class ConflictingState(LedgerError):
     """The account's state does not allow the command."""
 

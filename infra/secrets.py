@@ -1,4 +1,4 @@
-"""The JWT secret and the master key: given, or generated for local use.
+"""The JWT secret, the master key and the signing key: given, or generated for local use.
 
 A generated secret lives in a file under CRMLEDGER_HOME (mode 0600). Generation
 happens only in embedded mode; with a database URL set, a missing secret stops
@@ -47,6 +47,22 @@ def master_key(settings: Settings) -> bytes:
     if len(key) != 32:
         raise ConfigError("CRMLEDGER_MASTER_KEY must be the base64 of 32 bytes")
     return key
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The 32-byte Ed25519 seed that signs the Merkle tree's checkpoints."""
+    if settings.signing_key is not None:
+        raw = settings.signing_key.get_secret_value()
+    else:
+        fresh = base64.b64encode(os.urandom(32)).decode()
+        raw = _generated(settings, "signing-key", "CRMLEDGER_SIGNING_KEY", fresh)
+    try:
+        seed = base64.b64decode(raw, validate=True)
+    except ValueError:
+        raise ConfigError("CRMLEDGER_SIGNING_KEY must be base64") from None
+    if len(seed) != 32:
+        raise ConfigError("CRMLEDGER_SIGNING_KEY must be the base64 of a 32-byte Ed25519 seed")
+    return seed
 
 
 def _generated(settings: Settings, name: str, variable: str, fresh: str) -> str:

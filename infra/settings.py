@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     # How long an Idempotency-Key is remembered; an older key counts as new (infra/idempotency.py).
     idempotency_ttl_hours: float = Field(default=24, gt=0)
     master_key: SecretStr | None = None
+    # The Ed25519 seed (base64 of 32 bytes) that signs the tree's checkpoints
+    # (infra/secrets.py; generated on the embedded default like the master key).
+    signing_key: SecretStr | None = None
+    # The checkpoints' origin line; unset: `crmledger/<ledger id>` (infra/checkpoints.py).
+    ledger_origin: str | None = None
+    # A checkpoint is signed at least this often while events arrive (infra/notary.py).
+    checkpoint_seconds: float = Field(default=60, gt=0)
     timezone: str = "UTC"
     retention_days: int = Field(default=2555, ge=1)
     # The continuous verifier reads the whole ledger again this often (infra/verifier.py).
