@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +12,9 @@ from api.app import create_app
 from api.auth import issue_token
 from infra.wiring import Services
 from tests.support import JWT_SECRET, own_ledger
+
+if TYPE_CHECKING:
+    from tests.oidc import OidcProvider
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +51,12 @@ def auth(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {token(*roles, sub=sub)}", **headers}
 
     return make
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OidcProvider]:
+    """A real OpenID Connect provider on a loopback port (tests/oidc.py), one per session."""
+    from tests.oidc import running_provider  # Flask and Authlib only where a test needs them
+
+    with running_provider() as provider:
+        yield provider
