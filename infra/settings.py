@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     oidc_audience: str | None = None
     # The least time between two fetches of the provider's keys forced by an unknown `kid`.
     oidc_jwks_cooldown_seconds: float = Field(default=30, ge=0)
+    # A console session (console/sessions.py) ends after this many minutes without a request,
+    # and at the latest CRMLEDGER_JWT_MAX_LIFETIME_HOURS after its sign-in.
+    console_idle_minutes: float = Field(default=30, gt=0)
     # How long an Idempotency-Key is remembered; an older key counts as new (infra/idempotency.py).
     idempotency_ttl_hours: float = Field(default=24, gt=0)
     master_key: SecretStr | None = None
