@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     pool_size: int = Field(default=5, ge=1)
+    # What the connections say in pg_stat_activity; a role adds its name
+    # (`crmledger-api`, infra/connection_budget.py).
+    application_name: str = Field(default="crmledger", min_length=1, max_length=48)
     # PostgreSQL timeouts (infra/database.py): libpq's connect timeout (s, 2 at least),
     # the wait for a pooled connection (s), and each statement's limit (ms, 0 = none).
     # While the database is away a request fails within about these, with a 503.
