@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.rules import DEFAULT_SEGMENTS
@@ -90,6 +90,15 @@ class Settings(BaseSettings):
         if not v.isidentifier():
             raise ValueError("schema names must be plain SQL identifiers")
         return v
+
+    @model_validator(mode="after")
+    def _oidc_audience_known(self) -> Settings:
+        # A provider's tokens are checked against an audience: without one, none could be.
+        if self.oidc_issuer and not (self.oidc_audience or self.oidc_client_id):
+            raise ValueError(
+                "CRMLEDGER_OIDC_ISSUER needs CRMLEDGER_OIDC_CLIENT_ID or CRMLEDGER_OIDC_AUDIENCE"
+            )
+        return self
 
     @property
     def embedded(self) -> bool:
