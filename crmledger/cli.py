@@ -51,7 +51,7 @@ def serve(
     if only is not None and only not in ROLES:
         fail(f"--only takes one of: {', '.join(ROLES)}")
     roles = {only} if only else set(ROLES)
-    services = open_services()
+    services = open_services(roles)
     settings = services.settings
     workers = []
     try:

@@ -7,7 +7,7 @@ reason in a line (infra/database.py says it within seconds), not a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
@@ -29,10 +29,13 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def open_services() -> Services:
-    """The services as the settings say, or exit 2 when the database cannot be reached."""
+def open_services(roles: Collection[str] | None = None) -> Services:
+    """The services as the settings say, or exit 2 when the database cannot be reached.
+
+    `roles`: the roles the process runs, which size its pools (infra/connection_budget.py).
+    """
     try:
-        return bootstrap(Settings())
+        return bootstrap(Settings(), roles)
     except DatabaseUnavailable as e:
         fail(e.detail)
 

@@ -21,6 +21,9 @@ eventsourcing builds: EventStoreFactory swaps in the same kind) are
   demand; the first attempt that succeeds marks it reachable. So the ledger
   comes back by itself within seconds of the server's return.
 
+Each pool is sized by the process's connection budget, and every connection
+names its role in `application_name` (infra/connection_budget.py).
+
 `DatabaseUnavailable` is an eventsourcing `PersistenceError`, so the consumers
 treat it as the database's fault, not the message's (consumers/dead_letters.py).
 """
@@ -64,6 +67,7 @@ _KEEPALIVES = {
 _STATEMENT_TIMEOUT_KEY = "CRMLEDGER_STATEMENT_TIMEOUT_MS"
 _LIBPQ_CONNECT_TIMEOUT_KEY = "CRMLEDGER_CONNECT_TIMEOUT"
 _POOL_TIMEOUT_KEY = "CRMLEDGER_POOL_TIMEOUT"
+_APPLICATION_NAME_KEY = "CRMLEDGER_STORE_APPLICATION_NAME"
 
 
 class DatabaseUnavailable(PersistenceError):
@@ -118,11 +122,18 @@ def connection_options(settings: Settings) -> dict[str, Any]:
         "connect_timeout": settings.db_connect_timeout,
         **_KEEPALIVES,
         "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+        # Who holds the connection, in pg_stat_activity (infra/connection_budget.py).
+        "application_name": settings.application_name,
     }
 
 
-def event_store_env(url: str, settings: Settings) -> dict[str, str]:
-    """The eventsourcing environment for a PostgreSQL event store at `url`."""
+def event_store_env(url: str, settings: Settings, *, size: int | None = None) -> dict[str, str]:
+    """The eventsourcing environment for a PostgreSQL event store at `url`.
+
+    Its pool keeps one connection open and grows to `size` (by default three
+    times CRMLEDGER_POOL_SIZE) on demand.
+    """
+    size = size or settings.pool_size * 3
     info = conninfo_to_dict(url)
     return {
         # eventsourcing's PostgreSQL store, with our pool (EventStoreFactory below).
@@ -133,8 +144,10 @@ def event_store_env(url: str, settings: Settings) -> dict[str, str]:
         "POSTGRES_USER": str(info.get("user", "postgres")),
         "POSTGRES_PASSWORD": str(info.get("password", "")),
         "POSTGRES_SCHEMA": settings.database_schema,
-        "POSTGRES_POOL_SIZE": str(settings.pool_size),
-        "POSTGRES_MAX_OVERFLOW": str(settings.pool_size * 2),
+        # eventsourcing opens POOL_SIZE connections at once and up to
+        # POOL_SIZE + MAX_OVERFLOW on demand.
+        "POSTGRES_POOL_SIZE": "1",
+        "POSTGRES_MAX_OVERFLOW": str(size - 1),
         "POSTGRES_LOCK_TIMEOUT": "10",
         # No pre-ping: it costs a round trip on every connection taken, and the
         # pool drops its idle connections when the server is found away.
@@ -142,6 +155,7 @@ def event_store_env(url: str, settings: Settings) -> dict[str, str]:
         _STATEMENT_TIMEOUT_KEY: str(settings.db_statement_timeout_ms),
         _LIBPQ_CONNECT_TIMEOUT_KEY: str(settings.db_connect_timeout),
         _POOL_TIMEOUT_KEY: str(settings.db_pool_timeout),
+        _APPLICATION_NAME_KEY: settings.application_name,
     }
 
 
@@ -220,6 +234,7 @@ class EventStoreFactory(PostgresFactory):
         kwargs.update(_KEEPALIVES)
         kwargs["connect_timeout"] = int(self.env.get(_LIBPQ_CONNECT_TIMEOUT_KEY) or "2")
         kwargs["options"] = f"-c statement_timeout={int(statement_ms)}"
+        kwargs["application_name"] = self.env.get(_APPLICATION_NAME_KEY) or "crmledger"
         self.datastore.pool = FailFastStorePool(
             get_password_func=old.get_password_func,
             connection_class=old.connection_class,

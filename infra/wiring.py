@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from psycopg_pool import ConnectionPool
@@ -9,6 +10,7 @@ from psycopg_pool import ConnectionPool
 from infra.access_log import AccessLog
 from infra.audit_feed import AuditFeed
 from infra.canonical import install as install_canonical_json
+from infra.connection_budget import application_name, process_budget
 from infra.database import database_url, event_store_env, open_pool
 from infra.idempotency import IdempotencyStore
 from infra.keys import HmacBlindIndex, PostgresKeyVault, blind_index_key
@@ -42,18 +44,28 @@ class Services:
         self.pool.close()
 
 
-def bootstrap(settings: Settings | None = None) -> Services:
-    """Build the services for `settings` (by default, from the environment)."""
+def bootstrap(settings: Settings | None = None, roles: Collection[str] | None = None) -> Services:
+    """Build the services for `settings` (by default, from the environment).
+
+    The pools are sized for `roles`, the roles the process runs, and their
+    connections carry the roles' name (infra/connection_budget.py); None: a
+    command's.
+    """
     settings = settings or Settings()
+    budget = process_budget(roles, settings.pool_size)
+    name = application_name(settings.application_name, roles)
+    settings = settings.model_copy(update={"application_name": name})
     # Secrets first: a deployment without them stops before touching anything.
     secret, key = jwt_secret(settings), master_key(settings)
     url = database_url(settings)
-    pool = open_pool(url, settings)
+    pool = open_pool(url, settings, size=budget.ledger)
     create_tables(pool, settings.database_schema)
     vault = PostgresKeyVault(pool, key)
     install_canonical_json()
     ledger = PostgresLedger(
-        event_store_env(url, settings), vault=vault, segments=frozenset(settings.segments)
+        event_store_env(url, settings, size=budget.store),
+        vault=vault,
+        segments=frozenset(settings.segments),
     )
     integrity = BrokenAccounts(pool, settings.database_schema)
     integrity.create()
