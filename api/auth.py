@@ -13,6 +13,12 @@ CRMLEDGER_JWT_MAX_LIFETIME_HOURS (default 12): `exp - iat` over it, or without
 `iat` an `exp` further than that from now. A token holding no role this
 service knows is refused with 403 on every route: it verifies, but may nothing.
 
+With CRMLEDGER_OIDC_ISSUER set, a token whose `iss` is that issuer is an
+OpenID Connect provider's access token and is verified by api/oidc_tokens.py
+with the provider's published keys (its roles in CRMLEDGER_OIDC_ROLES_CLAIM, a
+list or a space-separated string); every other token is verified as above. The
+same maximum lifetime and the same 403 for no known role hold for both.
+
 Auditors may read the projections' status (GET /v1/admin/projections): checking
 that the read models trail the ledger is part of auditing them; rebuilding
 stays with admins.
@@ -27,8 +33,17 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.oidc_tokens import (
+    InvalidOidcToken,
+    OidcRules,
+    claims_issuer,
+    oidc_rules,
+    roles_in,
+    verifier,
+)
 from infra.wiring import Services
 from projections.reports import REPORTS
 
@@ -159,6 +174,8 @@ class TokenRules:
     issuer: str | None
     audience: str | None
     max_lifetime: float
+    # The OpenID Connect provider whose tokens are accepted too, if one is configured.
+    oidc: OidcRules | None = None
 
 
 # Tokens verified before, with their expiry: a client sends the same token on
@@ -182,15 +199,25 @@ def token_rules(services: Services) -> TokenRules:
         settings.jwt_issuer,
         settings.jwt_audience,
         settings.jwt_max_lifetime_hours * 3600,
+        oidc_rules(settings),
     )
 
 
 def decode_token(services: Services, token: str) -> Principal:
     """Verify a token and return its principal, or raise Unauthenticated."""
     rules = token_rules(services)
+    return remembered(rules, token) or _verify_and_remember(rules, token)
+
+
+def remembered(rules: TokenRules, token: str) -> Principal | None:
+    """The principal of a token verified before under these rules and not expired yet."""
     known = _VERIFIED.get((rules, token))
     if known is not None and time.time() < known[1]:
         return known[0]
+    return None
+
+
+def _verify_and_remember(rules: TokenRules, token: str) -> Principal:
     principal, expires = _verify(token, rules)
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()
@@ -199,11 +226,39 @@ def decode_token(services: Services, token: str) -> Principal:
 
 
 def _verify(token: str, rules: TokenRules) -> tuple[Principal, float]:
+    if rules.oidc is not None and claims_issuer(token) == rules.oidc.issuer:
+        try:
+            claims = verifier(rules.oidc).verify(token)
+            roles = roles_in(claims, rules.oidc.roles_claim)
+        except InvalidOidcToken as e:
+            raise Unauthenticated(f"invalid token: {e}") from None
+    else:
+        claims = _own_claims(token, rules)
+        roles = claims.get("roles")
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise Unauthenticated("invalid token: roles must be a list of strings")
+    exp = float(claims["exp"])
+    iat = claims.get("iat")
+    # PyJWT has checked that iat, when present, is a number not in the future.
+    lifetime = exp - float(iat) if iat is not None else exp - time.time()
+    if lifetime > rules.max_lifetime:
+        hours = rules.max_lifetime / 3600
+        raise Unauthenticated(f"invalid token: it lives longer than the maximum of {hours:g} h")
+    known = frozenset(roles) & frozenset(ROLES)
+    department = claims.get("department")
+    if not isinstance(department, str):
+        # Without a department claim, the first known role names the department.
+        department = next((r for r in roles if r in known), "")
+    return Principal(str(claims["sub"]), known, department), exp
+
+
+def _own_claims(token: str, rules: TokenRules) -> dict[str, Any]:
+    """The claims of a token this service's secret (or configured public key) signed."""
     required = ["exp", "sub"]
     required += ["iss"] if rules.issuer else []
     required += ["aud"] if rules.audience else []
     try:
-        claims = jwt.decode(
+        return jwt.decode(  # type: ignore[no-any-return]
             token,
             rules.key,
             algorithms=list(rules.algorithms),
@@ -213,22 +268,6 @@ def _verify(token: str, rules: TokenRules) -> tuple[Principal, float]:
         )
     except jwt.PyJWTError as e:
         raise Unauthenticated(f"invalid token: {e}") from None
-    exp = float(claims["exp"])
-    iat = claims.get("iat")
-    # PyJWT has checked that iat, when present, is a number not in the future.
-    lifetime = exp - float(iat) if iat is not None else exp - time.time()
-    if lifetime > rules.max_lifetime:
-        hours = rules.max_lifetime / 3600
-        raise Unauthenticated(f"invalid token: it lives longer than the maximum of {hours:g} h")
-    roles = claims.get("roles")
-    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-        raise Unauthenticated("invalid token: roles must be a list of strings")
-    known = frozenset(roles) & frozenset(ROLES)
-    department = claims.get("department")
-    if not isinstance(department, str):
-        # Without a department claim, the first known role names the department.
-        department = next((r for r in roles if r in known), "")
-    return Principal(str(claims["sub"]), known, department), exp
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -241,7 +280,13 @@ async def current_user(
     """The caller, from the bearer token; 401 without a valid one, 403 with no known role."""
     if creds is None:
         raise Unauthenticated("a bearer token is required")
-    user = decode_token(request.app.state.services, creds.credentials)
+    rules = token_rules(request.app.state.services)
+    user = remembered(rules, creds.credentials)
+    if user is None and rules.oidc is not None:
+        # May fetch the provider's keys: not on the event loop.
+        user = await run_in_threadpool(_verify_and_remember, rules, creds.credentials)
+    elif user is None:
+        user = _verify_and_remember(rules, creds.credentials)
     if not user.roles:
         raise Forbidden(f"the token holds none of the roles: {', '.join(ROLES)}")
     return user

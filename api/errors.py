@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from api.auth import Forbidden, Unauthenticated
+from api.oidc_tokens import IssuerUnavailable
 from domain.errors import (
     ConflictingState,
     InvalidCommand,
@@ -61,6 +62,8 @@ class BadRequest(Exception):
 STATUS[BadRequest] = 400
 # The database away or saturated: retry after the Retry-After the error carries.
 STATUS[DatabaseUnavailable] = 503
+# The OpenID provider's keys cannot be fetched: the token is not known bad, so no 401.
+STATUS[IssuerUnavailable] = 503
 
 # Codes of the errors that do not carry their own.
 CODES: dict[type[Exception], str] = {
