@@ -15,14 +15,17 @@ from typing import Annotated
 from uuid import UUID
 
 import typer
+from pydantic import ValidationError
 from rich.progress import Progress
 
-from api.auth import ROLES, issue_token
+from api.auth import ROLES
 from crmledger.cli_operations import audit, dlq, retention
 from crmledger.cli_projections import projections
 from crmledger.cli_support import command_services, console, err, fail, open_services
+from crmledger.cli_token import TokenRefused, sign, signing_secret
 from domain.errors import LedgerError
 from infra.broker import stop_embedded_broker
+from infra.settings import Settings
 from infra.wiring import Services
 
 app = typer.Typer(
@@ -93,26 +96,18 @@ def token(
         int, typer.Option(help="seconds it is valid, at most CRMLEDGER_JWT_MAX_LIFETIME_HOURS")
     ] = 43200,
 ) -> None:
-    """Print a bearer token signed with the configured secret (and issuer and audience)."""
-    with command_services() as services:
-        settings = services.settings
-        if services.jwt_secret is None:
-            fail("only a public key is configured: tokens are issued elsewhere")
-        if ttl <= 0:
-            fail("--ttl must be a positive number of seconds")
-        try:
-            signed = issue_token(
-                services.jwt_secret,
-                sub,
-                role,
-                department=department,
-                ttl=ttl,
-                issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience,
-                max_lifetime=settings.jwt_max_lifetime_hours * 3600,
-            )
-        except ValueError as e:
-            fail(str(e))
+    """Print a bearer token signed with the configured secret (and issuer and audience).
+
+    Starts nothing: no database, no broker. Says on stderr which home and secret it used.
+    """
+    try:
+        settings = Settings()
+        secret = signing_secret(settings)
+        signed = sign(settings, secret, role, sub, department, ttl)
+    except (TokenRefused, ValidationError) as e:
+        fail(str(e))
+    said = f"home: {settings.home.resolve()}; signed with {secret.source}"
+    err.print(said, highlight=False, soft_wrap=True)
     print(signed)
 
 

@@ -35,7 +35,8 @@ def test_token_prints_a_token_signed_with_the_configured_secret(
         app, ["token", "--role", "auditor", "--role", "admin", "--sub", "audrey"], env=env
     )
     assert result.exit_code == 0, result.output
-    claims = jwt.decode(result.output.strip(), JWT_SECRET, algorithms=["HS256"])
+    # stdout holds the token alone; stderr says which home and secret signed it.
+    claims = jwt.decode(result.stdout.strip(), JWT_SECRET, algorithms=["HS256"])
     assert claims["sub"] == "audrey" and claims["roles"] == ["auditor", "admin"]
 
 
