@@ -11,11 +11,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from consumers.dead_letter_replay import list_dead_letters, replay_dead_letters
+from crmledger.cli_proofs import audit_check, audit_proof
 from crmledger.cli_support import command_services, console
 from infra.broker import kafka_bootstrap
 from infra.topics import INTEGRATION_EVENTS
 
 audit = typer.Typer(help="Auditor tools.", no_args_is_help=True)
+audit.command("proof")(audit_proof)  # proofs checked without the database: cli_proofs.py
+audit.command("check")(audit_check)
 dlq = typer.Typer(help="Dead letters of the inbound integration topic.", no_args_is_help=True)
 retention = typer.Typer(help="The retention job.", no_args_is_help=True)
 

@@ -155,6 +155,17 @@ def parse_checkpoint(text: str) -> Checkpoint:
     return Checkpoint(origin, int(size), root)
 
 
+def peek_checkpoint(note: str) -> Checkpoint:
+    """The tree head a signed note states, its signatures NOT checked: only to choose what to ask.
+
+    Never trust what it returns before open_checkpoint has checked the note.
+    """
+    split = note.rfind("\n\n")
+    if split < 0:
+        raise MalformedNote("a signed note is its text, a blank line, then signature lines")
+    return parse_checkpoint(note[: split + 1])
+
+
 def open_checkpoint(note: str, verifier_key_line: str) -> Checkpoint:
     """The checkpoint a note holds, once its signature by the verifier key holds.
 
