@@ -64,7 +64,7 @@ def audit_proof(
         else:
             note = _get(api, "/v1/audit/checkpoint", tree_size=tree_size).text
         proof = _get(api, "/v1/audit/proofs/inclusion", position=position, tree_size=tree_size)
-    out.write_text(json.dumps(make_bundle(proof.json(), note), indent=2, ensure_ascii=False))
+    out.write_text(json.dumps(make_bundle(_json(proof), note), indent=2, ensure_ascii=False))
     typer.echo(f"wrote the proof of position {position} in the tree of {tree_size} to {out}")
 
 
@@ -115,7 +115,7 @@ def _consistency_proof(old: str, new: str, url: str | None, token: str | None) -
     if not 0 < first < second:
         return None
     with _service(url, token) as api:
-        return _get(api, "/v1/audit/proofs/consistency", first=first, second=second).json()
+        return _json(_get(api, "/v1/audit/proofs/consistency", first=first, second=second))
 
 
 @contextmanager
@@ -140,6 +140,13 @@ def _get(api: httpx.Client, path: str, **params: int) -> httpx.Response:
     if response.status_code != 200:
         fail(f"{path} answered {response.status_code}: {_detail(response)}")
     return response
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        fail(f"{response.url.path} did not answer JSON")
 
 
 def _detail(response: httpx.Response) -> str:
