@@ -22,6 +22,7 @@ from features.conftest import (
     open_account,
     prepare,
 )
+from features.proof_steps import *  # noqa: F403  (the steps of audit/proofs.feature)
 from infra.wiring import Services
 from tests.support import forge
 
