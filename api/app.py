@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from api import errors, openapi
 from api.inputs import clean_query
 from api.metrics import Measured
-from api.routers import accounts, admin, audit, guidelines, health, reports
+from api.routers import accounts, admin, audit, guidelines, health, proofs, reports
 from infra.wiring import Services
 
 
@@ -23,6 +23,7 @@ def create_app(services: Services) -> FastAPI:
     errors.install(app)
     app.include_router(accounts.router)
     app.include_router(audit.router)
+    app.include_router(proofs.router)
     app.include_router(admin.router)
     app.include_router(reports.router)
     app.include_router(guidelines.router)

@@ -64,6 +64,9 @@ DESCRIPTIONS = {
 ALSO: dict[tuple[str, str], set[int]] = {
     ("GET", "/v1/audit/verify"): {400, 404},
     ("GET", "/v1/audit/digest"): {404},
+    ("GET", "/v1/audit/checkpoint"): {404},  # none kept (at that size)
+    ("GET", "/v1/audit/proofs/inclusion"): {404},  # a size or position not in the tree
+    ("GET", "/v1/audit/proofs/consistency"): {404},
     ("POST", "/v1/admin/projections/parked/retry"): {404},
     ("GET", "/v1/accounts/{account_id}"): {400},
     ("GET", "/v1/accounts"): {400},  # a cursor this API did not give
