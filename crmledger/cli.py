@@ -45,7 +45,8 @@ def serve(
         bool, typer.Option(help="load demo data first when the ledger is empty")
     ] = False,
     only: Annotated[
-        str | None, typer.Option(help="run one role: api, relay, ingest, projector or verifier")
+        str | None,
+        typer.Option(help="run one role: api, relay, ingest, projector, verifier or notary"),
     ] = None,
 ) -> None:
     """Run the API, the relay and the consumers (or one of them with --only)."""

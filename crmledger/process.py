@@ -1,4 +1,4 @@
-"""The process that runs the roles: api, relay, ingest, projector, verifier (and retention).
+"""The process that runs the roles: api, relay, ingest, projector, verifier, notary, retention.
 
 `crmledger serve` runs them all in one process; `--only ROLE` runs one per
 process, as production does (consumers scale by partitions). Background roles
@@ -23,7 +23,7 @@ from infra.worker import Worker
 
 log = logging.getLogger(__name__)
 
-ROLES = ("api", "relay", "ingest", "projector", "verifier")
+ROLES = ("api", "relay", "ingest", "projector", "verifier", "notary")
 RETENTION_INTERVAL_S = 24 * 3600
 
 
@@ -62,7 +62,8 @@ def start_background(services: Services, roles: set[str], console: Console) -> l
         "projector": start_projector,
     }
     workers = []
-    wanted = [r for r in ROLES if r in roles and r in starters]
+    # The notary's tree and signing need no broker; its checkpoint publisher does.
+    wanted = [r for r in ROLES if r in roles and (r in starters or r == "notary")]
     if wanted:
         bootstrap = kafka_bootstrap(services.settings)
         where = "embedded broker" if services.settings.kafka_bootstrap is None else "cluster"
@@ -70,7 +71,11 @@ def start_background(services: Services, roles: set[str], console: Console) -> l
         # No fixed address for an embedded broker: a worker looks it up at each
         # restart, so a broker that stopped is started again (infra/relay.py).
         address = bootstrap if services.settings.kafka_bootstrap else None
-        workers = [starters[role](services, address) for role in wanted]
+        workers = [starters[role](services, address) for role in wanted if role in starters]
+        if "notary" in wanted:
+            from infra.notary import start_notary
+
+            workers.extend(start_notary(services, address))
     if "api" in roles:
         workers.append(Worker("retention", lambda: RetentionJob(services)).start())
     if "verifier" in roles:

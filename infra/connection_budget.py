@@ -53,6 +53,9 @@ BACKGROUND = {
     "ingest": Budget(ledger=2, store=1),
     "projector": Budget(ledger=2, store=1),
     "verifier": Budget(ledger=2, store=1),
+    # A page read and an append in turn, the checkpoint publisher's reads, and
+    # its LISTEN connection.
+    "notary": Budget(ledger=2, store=1, own=1),
 }
 ROLES = ("api", *BACKGROUND)
 # A command of the CLI (or a test) runs no role: room for a few threads.

@@ -14,7 +14,9 @@ log = logging.getLogger(__name__)
 ACCOUNT_EVENTS = "crmledger.account-events"
 INTEGRATION_EVENTS = "crmledger.integration-events"
 INTEGRATION_DLQ = "crmledger.integration-events.dlq"
-ALL_TOPICS = (ACCOUNT_EVENTS, INTEGRATION_EVENTS, INTEGRATION_DLQ)
+# The Merkle tree's signed checkpoints (infra/checkpoint_publisher.py).
+CHECKPOINTS = "crmledger.checkpoints"
+ALL_TOPICS = (ACCOUNT_EVENTS, INTEGRATION_EVENTS, INTEGRATION_DLQ, CHECKPOINTS)
 
 # Content type of a CloudEvent in structured JSON mode, sent as a message header.
 CLOUDEVENTS_JSON = b"application/cloudevents+json"

@@ -10,14 +10,16 @@ from psycopg_pool import ConnectionPool
 from infra.access_log import AccessLog
 from infra.audit_feed import AuditFeed
 from infra.canonical import install as install_canonical_json
+from infra.checkpoints import CheckpointStore, Signer, ledger_id, origin_of
 from infra.connection_budget import application_name, process_budget
 from infra.database import database_url, event_store_env, open_pool
 from infra.idempotency import IdempotencyStore
 from infra.keys import HmacBlindIndex, PostgresKeyVault, blind_index_key
 from infra.ledger_store import PostgresLedger
+from infra.merkle_tree import LedgerTree
 from infra.readmodels import ReadModels
 from infra.schema import create_tables
-from infra.secrets import jwt_secret, master_key
+from infra.secrets import jwt_secret, master_key, signing_key
 from infra.settings import Settings
 from infra.verifier import BrokenAccounts
 
@@ -37,6 +39,13 @@ class Services:
     readmodels: ReadModels
     jwt_secret: str | None
     integrity: BrokenAccounts
+    # The Merkle tree over every event, its kept checkpoints, their signer and
+    # the verifier key line auditors check them with (infra/merkle_tree.py,
+    # infra/checkpoints.py).
+    tree: LedgerTree
+    checkpoints: CheckpointStore
+    signer: Signer
+    verifier_key: str
 
     def close(self) -> None:
         """Release connections; safe to call twice."""
@@ -57,6 +66,7 @@ def bootstrap(settings: Settings | None = None, roles: Collection[str] | None = 
     settings = settings.model_copy(update={"application_name": name})
     # Secrets first: a deployment without them stops before touching anything.
     secret, key = jwt_secret(settings), master_key(settings)
+    seed = signing_key(settings)
     url = database_url(settings)
     pool = open_pool(url, settings, size=budget.ledger)
     create_tables(pool, settings.database_schema)
@@ -71,6 +81,7 @@ def bootstrap(settings: Settings | None = None, roles: Collection[str] | None = 
     integrity.create()
     readmodels = ReadModels(ledger, pool, settings, HmacBlindIndex(blind_index_key(key)))
     readmodels.store.create()
+    signer = Signer(origin_of(settings, ledger_id(pool, settings.database_schema)), seed)
     return Services(
         settings=settings,
         database_url=url,
@@ -83,4 +94,8 @@ def bootstrap(settings: Settings | None = None, roles: Collection[str] | None = 
         readmodels=readmodels,
         jwt_secret=secret,
         integrity=integrity,
+        tree=LedgerTree(pool, settings.database_schema),
+        checkpoints=CheckpointStore(pool, settings.database_schema),
+        signer=signer,
+        verifier_key=signer.verifier_key,
     )

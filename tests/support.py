@@ -69,6 +69,7 @@ def make_settings(**overrides: object) -> Settings:
         "readmodel_schema": f"{schema}_rm",
         "jwt_secret": JWT_SECRET,
         "master_key": base64.b64encode(os.urandom(32)).decode(),
+        "signing_key": base64.b64encode(os.urandom(32)).decode(),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -96,7 +97,14 @@ def env_for(settings: Settings) -> dict[str, str]:
         "CRMLEDGER_HOME": str(settings.home),
         "CRMLEDGER_JWT_SECRET": JWT_SECRET,
         "CRMLEDGER_MASTER_KEY": settings.master_key.get_secret_value(),
+        **signing_key_env(settings),
     }
+
+
+def signing_key_env(settings: Settings) -> dict[str, str]:
+    """CRMLEDGER_SIGNING_KEY of `settings`, for a subprocess on its ledger (required with a URL)."""
+    key = settings.signing_key
+    return {"CRMLEDGER_SIGNING_KEY": key.get_secret_value()} if key is not None else {}
 
 
 def drop_schema(schema: str) -> None:

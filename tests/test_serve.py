@@ -46,6 +46,9 @@ def test_serve_runs_every_role_and_stops_its_embedded_broker_on_sigterm(tmp_path
         "CRMLEDGER_DATABASE_SCHEMA": settings.database_schema,
         "CRMLEDGER_READMODEL_SCHEMA": settings.readmodel_schema,
         "CRMLEDGER_JWT_SECRET": JWT_SECRET,
+        "CRMLEDGER_SIGNING_KEY": settings.signing_key.get_secret_value()
+        if settings.signing_key
+        else "",
         "CRMLEDGER_MASTER_KEY": settings.master_key.get_secret_value(),
         "CRMLEDGER_HOME": str(settings.home),
     }

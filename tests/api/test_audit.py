@@ -210,6 +210,9 @@ def test_the_audit_export_streams_the_feed_to_json_lines(
         "CRMLEDGER_DATABASE_URL": settings.database_url or "",
         "CRMLEDGER_DATABASE_SCHEMA": settings.database_schema,
         "CRMLEDGER_JWT_SECRET": JWT_SECRET,
+        "CRMLEDGER_SIGNING_KEY": settings.signing_key.get_secret_value()
+        if settings.signing_key
+        else "",
         "CRMLEDGER_MASTER_KEY": settings.master_key.get_secret_value(),
     }
     out = tmp_path / "feed.jsonl"

@@ -34,6 +34,9 @@ def test_verify_on_a_server_that_is_away_exits_with_the_reason() -> None:
         "PATH": "/usr/bin:/bin",
         "CRMLEDGER_DATABASE_URL": settings.database_url or "",
         "CRMLEDGER_JWT_SECRET": JWT_SECRET,
+        "CRMLEDGER_SIGNING_KEY": settings.signing_key.get_secret_value()
+        if settings.signing_key
+        else "",
         "CRMLEDGER_MASTER_KEY": settings.master_key.get_secret_value(),
     }
     done = subprocess.run(

@@ -90,6 +90,9 @@ def test_the_command_line_verify_fails_on_a_tampered_ledger(ledger_services: Ser
         "CRMLEDGER_DATABASE_URL": settings.database_url or "",
         "CRMLEDGER_DATABASE_SCHEMA": settings.database_schema,
         "CRMLEDGER_JWT_SECRET": JWT_SECRET,
+        "CRMLEDGER_SIGNING_KEY": settings.signing_key.get_secret_value()
+        if settings.signing_key
+        else "",
         "CRMLEDGER_MASTER_KEY": settings.master_key.get_secret_value()
         if settings.master_key
         else "",

@@ -50,6 +50,7 @@ def cli(stack: Stack) -> Callable[..., Any]:
         "CRMLEDGER_HOME": str(s.home),  # the CLI finds the test's broker through it
         "CRMLEDGER_KAFKA_PARTITIONS": str(s.kafka_partitions),
         "CRMLEDGER_JWT_SECRET": s.jwt_secret.get_secret_value(),
+        "CRMLEDGER_SIGNING_KEY": s.signing_key.get_secret_value() if s.signing_key else "",
         "CRMLEDGER_MASTER_KEY": s.master_key.get_secret_value(),
         "COLUMNS": "250",
     }
