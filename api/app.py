@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from api import errors, openapi
+from api import docs, errors, openapi
 from api.inputs import clean_query
 from api.metrics import Measured
 from api.routers import accounts, admin, audit, guidelines, health, proofs, reports
@@ -18,6 +18,9 @@ def create_app(services: Services) -> FastAPI:
         version="0.1.0",
         description="Event-sourced ledger of customer accounts for retail account services.",
         dependencies=[Depends(clean_query)],
+        # /docs and /redoc from local assets (api/docs.py), not FastAPI's CDN pages.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     errors.install(app)
@@ -30,5 +33,6 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
 
     openapi.install(app)
+    docs.install(app)
     app.add_middleware(Measured)
     return app

@@ -270,7 +270,13 @@ def _own_claims(token: str, rules: TokenRules) -> dict[str, Any]:
         raise Unauthenticated(f"invalid token: {e}") from None
 
 
-_bearer = HTTPBearer(auto_error=False)
+# The "Authorize" of /docs: a token of `crmledger token` or an OpenID provider's access token.
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="A token of `crmledger token`, or an access token of the configured OpenID"
+    " provider; paste it without the word Bearer.",
+)
 
 
 async def current_user(

@@ -13,11 +13,12 @@ the route's parts, so they are read from them, one rule each:
 | 413 | a body (bodies past 64 KB, api/metrics.py) |
 | 422 | any parameter or body (and an Idempotency-Key reused with another body) |
 | 500 | every route (an unexpected error, with a correlation id) |
-| 503 | every route that reads the services (the database unreachable) |
+| 503 | every route that reads the services (database away) or needs a token (provider's keys) |
 
 ALSO names the few refusals a route's handler raises from its own checks.
 Each is application/problem+json with the Problem schema, unless the route
-declares that status itself.
+declares that status itself. The request examples of the command routes are
+added too (api/examples.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth import current_user
 from api.deps import get_services
 from api.errors import PROBLEM, routes_of
+from api.examples import add_examples
 
 
 class Problem(BaseModel):
@@ -57,7 +59,8 @@ DESCRIPTIONS = {
     413: "Body too large (more than 64 KB)",
     422: "Invalid request: parameters or body break a rule",
     500: "Internal server error, with a correlation id",
-    503: "Unavailable: the database cannot be reached now; retry after Retry-After",
+    503: "Unavailable: the database (or the OpenID provider's keys) cannot be reached now;"
+    " retry after Retry-After",
 }
 
 # Refusals a handler raises from its own checks, by (method, path).
@@ -81,6 +84,7 @@ def install(app: FastAPI) -> None:
         if app.openapi_schema is None:
             document = generate()
             add_problems(document, app)
+            add_examples(document)
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -127,7 +131,7 @@ def problems_of(dependant: Dependant, method: str, path: str) -> set[int]:
     if get_services in calls:
         statuses.add(503)
     if current_user in calls:
-        statuses |= {401, 403}
+        statuses |= {401, 403, 503}
     if any(d.path_params for d in parts):
         statuses.add(404)
     if "{account_id}" in path or "idempotency-key" in headers:
