@@ -8,6 +8,7 @@ from api import docs, errors, openapi
 from api.inputs import clean_query
 from api.metrics import Measured
 from api.routers import accounts, admin, audit, guidelines, health, proofs, reports
+from console.mount import install as install_console
 from infra.wiring import Services
 
 
@@ -31,6 +32,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(guidelines.router)
     app.include_router(health.router)
+    install_console(app, services)  # the staff console under /console (console/)
 
     openapi.install(app)
     docs.install(app)
