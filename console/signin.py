@@ -3,10 +3,10 @@
 The provider is any OpenID Connect issuer (CRMLEDGER_OIDC_ISSUER, with this
 service's client id and secret); Authlib's Starlette client discovers its
 endpoints, sends PKCE (S256), state and nonce, and checks the ID token. The
-staff member's roles are the claim CRMLEDGER_OIDC_ROLES_CLAIM (a list or a
-space-separated string; read from the ID token, else from the userinfo
-endpoint), their department the `department` claim, else the first role: the
-same reading the API gives a token's claims. Only roles this service knows
+staff member's roles are the claim CRMLEDGER_OIDC_ROLES_CLAIM, read by the
+API's own `roles_in` (a list or a space-separated string, dotted for a nested
+claim; from the ID token, else from the userinfo endpoint), their department
+the `department` claim, else the first role: as the API reads a token. Only roles this service knows
 count; a person holding none is refused.
 
 The development sign-in (pick a role and a name) exists only on the embedded
@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from api.auth import ROLES, Principal
+from api.oidc_tokens import InvalidOidcToken, roles_in
 from console import sessions
 from console.rendering import ConsoleRoute, PageNotFound, flash, render, safe_next
 from console.staff import CheckedForm, services_of
@@ -54,19 +55,12 @@ def _provider(request: Request) -> Any:
     return oauth.create_client(PROVIDER) if oauth is not None else None
 
 
-def roles_of(claims: dict[str, Any], claim: str) -> list[str]:
-    """The roles a provider's claims grant: a list, or a space-separated string."""
-    value = claims.get(claim)
-    if isinstance(value, str):
-        value = value.split()
-    if not isinstance(value, list):
-        return []
-    return [r for r in value if isinstance(r, str)]
-
-
 def principal_of(claims: dict[str, Any], roles_claim: str) -> Principal:
     """The staff member the claims name, with the roles this service knows."""
-    roles = roles_of(claims, roles_claim)
+    try:
+        roles = roles_in(claims, roles_claim)
+    except InvalidOidcToken:
+        roles = []  # a claim of another shape grants nothing
     known = [r for r in roles if r in ROLES]
     department = claims.get("department")
     if not isinstance(department, str) or not department:
@@ -116,7 +110,7 @@ async def oidc_callback(request: Request) -> Response:
     try:
         token = await client.authorize_access_token(request)
         claims = dict(token.get("userinfo") or {})
-        if settings.oidc_roles_claim not in claims:
+        if not principal_of(claims, settings.oidc_roles_claim).roles:
             claims.update(await client.userinfo(token=token))
     except OAuthError as e:
         detail = f"The provider did not sign you in: {e.description or e.error}."

@@ -185,3 +185,5 @@ def test_the_providers_claims_give_roles_and_department_as_the_api_reads_them() 
     user = principal_of({"sub": "s2", "groups": ["admin"], "department": "ops"}, "groups")
     assert (user.roles, user.department) == (frozenset({"admin"}), "ops")
     assert principal_of({"sub": "s3", "roles": 7}, "roles").roles == frozenset()
+    nested = {"sub": "s4", "realm_access": {"roles": ["auditor"]}}
+    assert principal_of(nested, "realm_access.roles").roles == frozenset({"auditor"})
