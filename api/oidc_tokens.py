@@ -66,7 +66,9 @@ def oidc_rules(settings: Settings) -> OidcRules | None:
     if not settings.oidc_issuer:
         return None
     return OidcRules(
-        settings.oidc_issuer.rstrip("/"),
+        # As the provider names itself, trailing slash and all (Auth0's has one):
+        # `iss` is compared with it exactly.
+        settings.oidc_issuer,
         # Settings refuse an issuer with neither of the two.
         settings.oidc_audience or settings.oidc_client_id or "",
         settings.oidc_roles_claim,
@@ -80,7 +82,7 @@ def claims_issuer(token: str) -> str | None:
         issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
     except jwt.PyJWTError:
         return None
-    return issuer.rstrip("/") if isinstance(issuer, str) else None
+    return issuer if isinstance(issuer, str) else None
 
 
 class OidcVerifier:
@@ -131,16 +133,16 @@ class OidcVerifier:
             return self._keys
 
     def _jwks_uri(self) -> str:
-        url = f"{self.rules.issuer}/.well-known/openid-configuration"
+        url = f"{self.rules.issuer.rstrip('/')}/.well-known/openid-configuration"
         try:
             response = httpx.get(url, timeout=FETCH_TIMEOUT_S)
             response.raise_for_status()
             discovery = response.json()
         except (httpx.HTTPError, ValueError) as e:
             raise IssuerUnavailable(f"the provider's discovery document {url}: {e}") from None
-        # OpenID Connect Discovery 1.0, 4.3: the document names the issuer it was asked for.
+        # OpenID Connect Discovery 1.0, 4.3: the document names exactly the issuer asked for.
         named = discovery.get("issuer") if isinstance(discovery, dict) else None
-        if not isinstance(named, str) or named.rstrip("/") != self.rules.issuer:
+        if named != self.rules.issuer:
             raise IssuerUnavailable(f"{url} names another issuer: {named!r}")
         jwks_uri = discovery.get("jwks_uri")
         if not isinstance(jwks_uri, str):

@@ -271,3 +271,19 @@ def test_roles_are_read_from_the_configured_claim(
 def test_a_roles_claim_of_another_shape_is_invalid(value: Any) -> None:
     with pytest.raises(InvalidOidcToken, match="list of strings or a string"):
         roles_in({"roles": value}, "roles")
+
+
+def test_a_discovery_document_naming_another_issuer_is_not_trusted(
+    services: Services, oidc_provider: OidcProvider
+) -> None:
+    # Configured with a trailing slash the provider does not write: `iss` is compared
+    # exactly, and the discovery document must name exactly the issuer configured.
+    configured = f"{oidc_provider.issuer}/"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(time.time())
+    claims = {"iss": configured, "aud": CLIENT_ID, "sub": "x", "iat": now, "exp": now + 60}
+    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k"})
+    with api_for(services, oidc_issuer=configured, oidc_client_id=CLIENT_ID) as api:
+        response = api.get("/v1/admin/projections", headers=bearer(token))
+    assert response.status_code == 503, response.text
+    assert "names another issuer" in response.json()["detail"]
