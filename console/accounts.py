@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from api.auth import Forbidden, Permission, Principal
+from api.auth import MATRIX, Forbidden, Permission, Principal
 from api.commands import Commands
 from api.deps import CommandContext
 from api.routers.accounts import directory as directory_route
@@ -30,7 +30,7 @@ from console.forms import (
     details_body,
     field_errors,
 )
-from console.rendering import ConsoleRoute, flash, render, status_of
+from console.rendering import ConsoleRoute, PageNotFound, flash, render, status_of
 from console.staff import CheckedForm, Staff, permit, services_of
 from domain.errors import LedgerError, StaleVersion
 from infra.wiring import Services
@@ -50,17 +50,25 @@ def accounts(
     status: Annotated[str, Query(max_length=10)] = "",
     cursor: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
-    """Search the account directory (contact fields masked per role, as the API does)."""
-    permit(user, Permission.SEARCH_DIRECTORY)
+    """Search the account directory (contact fields masked per role, as the API does).
+
+    Roles that read accounts but may not search (finance) get only the box that
+    opens an account by its ID.
+    """
+    permit(user, Permission.SEARCH_DIRECTORY, Permission.READ_UNMASKED, Permission.READ_MASKED)
     services = services_of(request)
+    may_search = user.may(Permission.SEARCH_DIRECTORY)
     q = q.strip()
     problem = None
-    if q and len(q) < 2:
+    if not may_search:
+        if q or cursor:
+            permit(user, Permission.SEARCH_DIRECTORY)
+    elif q and len(q) < 2:
         problem = "Give at least 2 characters to search for."
     if status and status not in STATUSES:
         problem = f"Status must be one of: {', '.join(STATUSES)}."
     page = None
-    if problem is None:
+    if problem is None and may_search:
         page = directory_route(
             user=user,
             services=services,
@@ -83,8 +91,22 @@ def accounts(
         statuses=STATUSES,
         problem=problem,
         page=page,
+        may_search=may_search,
+        search_roles=", ".join(sorted(MATRIX[Permission.SEARCH_DIRECTORY])),
         unmasked=user.may(Permission.READ_UNMASKED),
     )
+
+
+@router.get("/open", name="console_open_account")
+def open_by_id(
+    request: Request, user: Staff, account_id: Annotated[str, Query(max_length=100)] = ""
+) -> Response:
+    """Go to the account whose ID was given (an ID from a ticket or a report)."""
+    try:
+        target = UUID(account_id.strip())
+    except ValueError:
+        raise PageNotFound(f"“{account_id}” is not an account ID (a UUID).") from None
+    return RedirectResponse(f"/console/accounts/{target}", status_code=303)
 
 
 def _account_page(

@@ -147,18 +147,24 @@ def test_a_role_the_matrix_refuses_sees_a_refusal_in_words(
 ) -> None:
     account_id, _ = open_customer(services, "Lam Siu Ming")
     sign_in(browser, console_url, oidc_provider, "fin-cat", ["finance"])
-    assert "Refused" in text(browser)
-    assert "this needs one of the roles: admin, auditor, customer_service" in text(browser)
-    shoot("refused")
-
-    # Finance reads an account masked, with neither forms nor timeline.
-    browser.get(f"{console_url}/console/accounts/{account_id}")
+    # Finance reads accounts but may not search the directory: it opens one by its ID.
+    assert "Your roles may not search the directory" in text(browser)
+    assert not browser.find_elements(By.ID, "search-q")
+    shoot("accounts-no-search")
+    browser.find_element(By.ID, "open-id").send_keys(account_id, Keys.ENTER)
+    wait_for(browser, "#details-title")
     page = text(browser)
     assert "L*** S*** M***" in page and "Lam Siu Ming" not in page
     assert "masked for your role" in page
     assert not browser.find_elements(By.ID, "activity-form")
     assert "Your roles may not read the account's history" in page
     shoot("account-masked")
+
+    browser.get(f"{console_url}/console/work-queue")
+    assert "Refused" in text(browser)
+    assert "this needs one of the roles: customer_service, integration" in text(browser)
+    assert not browser.find_elements(By.LINK_TEXT, "Work queue")  # not offered either
+    shoot("refused")
 
 
 def test_a_person_without_any_role_of_the_service_is_refused_at_sign_in(

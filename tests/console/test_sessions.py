@@ -162,9 +162,15 @@ def test_refusals_and_failures_are_pages_never_a_stack_trace(
     assert missing.headers["content-type"].startswith("text/html")
     assert client.get("/console/accounts/not-an-id").status_code == 400
     assert client.get("/console/no-such-page").status_code == 404
+    assert client.get("/console/accounts/open?account_id=nope").status_code == 404
     refused = client.get("/console/work-queue")
     assert refused.status_code == 403
     assert "this needs one of the roles: customer_service, integration" in refused.text
+
+    finance = dev_signed_in(services, role="finance")
+    assert finance.get("/console/accounts").status_code == 200  # the open-by-ID box only
+    assert finance.get("/console/accounts?q=Broken").status_code == 403
+    assert dev_signed_in(services, role="integration").get("/console/accounts").status_code == 403
 
     account = open_plain(services.ledger, "Broken Page")
 
