@@ -64,6 +64,13 @@ def test_the_docs_pages_load_nothing_from_outside_the_service(
         assert asset.content, url
 
 
+def test_an_asset_that_is_not_there_is_a_404_problem(client: TestClient) -> None:
+    for url in ("/docs-assets/nope.js", "/docs-assets/../../etc/passwd"):
+        response = client.get(url)
+        assert response.status_code == 404, url
+        assert response.headers["content-type"] == "application/problem+json"
+
+
 def test_swagger_ui_keeps_the_token_given_to_authorize_and_validates_nothing_online(
     client: TestClient,
 ) -> None:
