@@ -10,21 +10,33 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 from click.testing import Result
 from typer.testing import CliRunner
 
+from api.app import create_app
 from crmledger.cli import app
-from domain.integrity import data_of, event_hash
+from domain.integrity import event_hash
 from domain.merkle import inclusion_ranges, leaf_hash, root
-from domain.rules import event_type_of
-from infra.event_store import plain_state
 from infra.proof_bundle import make_bundle
-from infra.signed_note import sign_checkpoint, signing_key_from_seed, verifier_key
+from infra.proven_events import ProvenEvents
+from infra.signed_note import (
+    peek_checkpoint,
+    sign_checkpoint,
+    signing_key_from_seed,
+    verifier_key,
+)
 from infra.wiring import Services
+from tests.proofs_support import notarise
 from tests.support import open_plain
 
 ORIGIN = "crmledger/cli-test"
@@ -35,21 +47,10 @@ NOWHERE = "http://127.0.0.1:9"  # nothing listens: a check that needs no service
 
 
 def stored_event(services: Services, position: int) -> dict[str, Any]:
-    """The event at `position` as the ledger stores it, in the form the proof routes give."""
-    (n,) = services.ledger.recorder.select_notifications(position, 1, stop=position)
-    state = plain_state(n.state)
-    return {
-        "position": n.id,
-        "account_id": str(n.originator_id),
-        "version": n.originator_version,
-        "type": event_type_of(n.topic),
-        "unreadable": False,
-        "occurred_at": state["occurred_at"],
-        "metadata": state["metadata"],
-        "data": data_of(state),
-        "prev_hash": state["prev_hash"],
-        "hash": state["hash"],
-    }
+    """The event at `position` as the proof routes give it (infra/proven_events.py)."""
+    found = ProvenEvents(services.pool, services.ledger).at(position)
+    assert found is not None and found["unreadable"] is False
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -311,3 +312,86 @@ def test_consistency_that_needs_an_unreachable_service_exits_2(tmp_path: Path) -
     result = consistency(kept(tmp_path, "old", 3), kept(tmp_path, "new", 8))
     assert result.exit_code == 2, result.output
     assert "cannot ask http://127.0.0.1:9" in said(result)
+
+
+# ---- end to end: the commands against the real API served over HTTP ---------------------
+
+
+@pytest.fixture(scope="module")
+def served(services: Services) -> Iterator[str]:
+    """A real uvicorn over the session's services, in a thread; its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    running = uvicorn.Server(uvicorn.Config(create_app(services), log_config=None))
+    thread = threading.Thread(target=running.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not running.started:
+        assert thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.01)
+    host, port = sock.getsockname()
+    yield f"http://{host}:{port}"
+    running.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def test_an_auditor_proves_an_event_over_http_and_checks_it_offline(
+    services: Services, served: str, token: Callable[..., str], tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    over_http = ["--url", served, "--token", token("auditor")]
+    first = open_plain(services.ledger, "Eve Auditor")
+    position = services.ledger.recorder.max_notification_id()
+    notarise(services)
+    old = tmp_path / "old.checkpoint"
+    old.write_text(httpx.get(f"{served}/v1/audit/checkpoint", headers=bearer(token)).text)
+
+    bundle = tmp_path / "bundle.json"
+    made = runner.invoke(
+        app, ["audit", "proof", "--position", str(position), "--out", str(bundle), *over_http]
+    )
+    assert made.exit_code == 0, made.output
+    assert json.loads(bundle.read_text())["event"]["account_id"] == str(first.id)
+    checked = runner.invoke(
+        app, ["audit", "check", str(bundle), "--verifier-key", services.verifier_key]
+    )
+    assert checked.exit_code == 0, checked.output
+    assert "FAILED" not in checked.output
+
+    open_plain(services.ledger, "Eve Later")
+    notarise(services)
+    new = tmp_path / "new.checkpoint"
+    new.write_text(httpx.get(f"{served}/v1/audit/checkpoint", headers=bearer(token)).text)
+    assert peek_checkpoint(new.read_text()).size > peek_checkpoint(old.read_text()).size
+    args = ["audit", "check", "--consistency", str(old), str(new)]
+    grown = runner.invoke(app, [*args, "--verifier-key", services.verifier_key, *over_http])
+    assert grown.exit_code == 0, grown.output
+    assert "ok: the tree of" in grown.output and "FAILED" not in grown.output
+
+    # The old checkpoint is kept: a proof can still be asked against it.
+    old_size = old.read_text().split("\n")[1]
+    proof_args = ["audit", "proof", "--position", str(position), "--out", str(bundle)]
+    at_old = runner.invoke(app, [*proof_args, "--tree-size", old_size, *over_http])
+    assert at_old.exit_code == 0, at_old.output
+    again = runner.invoke(
+        app, ["audit", "check", str(bundle), "--verifier-key", services.verifier_key]
+    )
+    assert again.exit_code == 0, again.output
+
+
+def test_audit_proof_of_a_position_not_in_the_tree_exits_2(
+    served: str, token: Callable[..., str], tmp_path: Path, services: Services
+) -> None:
+    notarise(services)
+    out = tmp_path / "b.json"
+    args = ["audit", "proof", "--position", str(10**12), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--url", served, "--token", token("auditor")])
+    assert result.exit_code == 2, result.output
+    assert "/v1/audit/proofs/inclusion answered 404" in said(result)
+    assert not out.exists()
+    refused = CliRunner().invoke(app, [*args, "--url", served])  # no token
+    assert refused.exit_code == 2 and "answered 401" in said(refused)
+
+
+def bearer(token: Callable[..., str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token('auditor')}"}
