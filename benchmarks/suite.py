@@ -30,6 +30,7 @@ RUNS: list[tuple[str, list[str]]] = [
     ("projector", ["--events", "100000"]),
     ("end_to_end", ["--rate", "500", "--seconds", "10"]),
     ("million", ["--events", os.environ.get("BENCH_EVENTS", "1000000")]),
+    ("proofs", ["--events", os.environ.get("BENCH_EVENTS", "1000000")]),
 ]
 
 
@@ -158,6 +159,55 @@ def figures(r: dict[str, dict[str, Any]]) -> list[Figure]:
             "ms",
             "< 5 ms",
             load["as_of_p50_ms"] < 5,
+        ),
+        *proof_figures(r["proofs"]),
+    ]
+
+
+def proof_figures(p: dict[str, Any]) -> list[Figure]:
+    """Proofs over the Merkle tree, signing, and the notary's cost beside it off (same run)."""
+    leaves = f"{p['tree_leaves']:,} leaves"
+
+    def cost(name: str, on: str, off: str, unit: str) -> Figure:
+        return Figure(
+            f"{name} with the notary on",
+            p[on],
+            unit,
+            ">= 0.90x the notary off (cost < 10%)",
+            p[on] >= 0.9 * p[off],
+            "the notary off, same run",
+            p[off],
+            p[on] / p[off],
+        )
+
+    return [
+        Figure(
+            f"inclusion proof p99, {leaves}",
+            p["inclusion_p99_ms"],
+            "ms",
+            "< 5 ms",
+            p["inclusion_p99_ms"] < 5 and p["tree_leaves"] >= 1_000_000,
+        ),
+        Figure(f"inclusion proof p50, {leaves}", p["inclusion_p50_ms"], "ms", "none", None),
+        Figure(
+            f"consistency proof p99, {leaves}",
+            p["consistency_p99_ms"],
+            "ms",
+            "< 5 ms",
+            p["consistency_p99_ms"] < 5 and p["tree_leaves"] >= 1_000_000,
+        ),
+        Figure(
+            "one primary-key read p99 (for scale)",
+            p["baseline_leaf_lookup_p99_ms"],
+            "ms",
+            "none: the database's floor",
+            None,
+        ),
+        Figure("checkpoint signing p50", p["sign_p50_ms"], "ms", "none", None),
+        Figure("checkpoint signed and kept p50", p["sign_and_keep_p50_ms"], "ms", "none", None),
+        cost("commands", "commands_per_s_notary_on", "commands_per_s_notary_off", "commands/s"),
+        cost(
+            "ingest", "ingest_events_per_s_notary_on", "ingest_events_per_s_notary_off", "events/s"
         ),
     ]
 
