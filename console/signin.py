@@ -15,9 +15,16 @@ default, with no database URL: anywhere else its address is a 404.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from authlib.integrations.starlette_client import OAuth, OAuthError
+from authlib.deprecate import AuthlibDeprecationWarning
+
+# Authlib warns, at import, that its httpx module will move to httpx2: a note for
+# Authlib's own next release, not something a person running the service can act on.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+    from authlib.integrations.starlette_client import OAuth, OAuthError
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 

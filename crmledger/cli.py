@@ -76,6 +76,7 @@ def serve(
         port = port or settings.port
         console.print(f"crmledger API on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
         console.print("get a token: .venv/bin/crmledger token --role customer_service --sub you")
+        console.print(f"staff console: http://{host}:{port}/console")
         # uvicorn re-raises SIGTERM after its graceful shutdown; with the default
         # action the process would die before this finally and the exit hooks
         # (the embedded broker would outlive it). Exit normally instead.
