@@ -68,18 +68,16 @@ class Notary:
         self.signed = 0
         self.fallbacks = 0
         self.outages = 0
+        self._outage = OutageLog("notary")
 
     def run(self, stop: threading.Event) -> None:
         """Follow the ledger until `stop` is set; a database outage only pauses it."""
-        outage = OutageLog("notary")
         while not stop.is_set():
             try:
                 self._follow(stop)
             except (psycopg.OperationalError, psycopg.InterfaceError, PersistenceError) as e:
                 self.outages += 1
-                stop.wait(outage.failed(e))
-            else:
-                outage.succeeded()
+                stop.wait(self._outage.failed(e))
 
     def _follow(self, stop: threading.Event) -> None:
         settings = self._services.settings
@@ -97,6 +95,9 @@ class Notary:
             while not stop.is_set():
                 self.catch_up(stop)
                 self.checkpoint_if_due()
+                # The outage (if one was on) ends with the first round that went well,
+                # not when the loop returns: it returns only when stopped.
+                self._outage.succeeded()
                 self._wait_for_news(conn, stop)
 
     def catch_up(self, stop: threading.Event | None = None) -> int:
