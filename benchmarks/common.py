@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,7 +47,10 @@ def bench_services() -> Iterator[Services]:
         readmodel_schema=f"{schema}_rm",
         jwt_secret="bench-" + "s" * 40,
         master_key=base64.b64encode(os.urandom(32)).decode(),
+        signing_key=base64.b64encode(os.urandom(32)).decode(),
         pool_size=8,
+        # Its connections, and its served children's (`<schema>-<role>`), by name.
+        application_name=schema,
     )  # type: ignore[call-arg]
     services = bootstrap(settings)
     try:
@@ -65,6 +69,38 @@ def embedded_kafka() -> Iterator[str]:
             yield embedded_broker(Path(home)).bootstrap
         finally:
             stop_embedded_broker(Path(home))
+
+
+@contextmanager
+def connections_held(url: str, prefix: str, every: float = 0.2) -> Iterator[dict[str, int]]:
+    """The most connections each application_name starting with `prefix` held at once.
+
+    Sampled from pg_stat_activity every `every` seconds while the block runs;
+    the dict fills in as it goes and is complete when the block ends.
+    """
+    peaks: dict[str, int] = {}
+    stop = threading.Event()
+    query = (
+        "SELECT application_name, count(*) FROM pg_stat_activity"
+        " WHERE application_name LIKE %s GROUP BY 1"
+    )
+
+    def sample() -> None:
+        with psycopg.connect(url, autocommit=True, application_name="bench-sampler") as conn:
+            while True:
+                rows = conn.execute(query.encode(), (prefix + "%",)).fetchall()
+                for name, count in rows:
+                    peaks[name] = max(peaks.get(name, 0), count)
+                if stop.wait(every):
+                    return
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peaks
+    finally:
+        stop.set()
+        thread.join(5)
 
 
 def open_account(ledger: Ledger, save: bool = True) -> CustomerAccount:

@@ -26,10 +26,10 @@ from uuid import UUID
 import psycopg
 
 from api.auth import issue_token
-from benchmarks.common import bench_services, embedded_kafka, write_result
+from benchmarks.common import bench_services, connections_held, embedded_kafka, write_result
 from benchmarks.http_commands import VISIT, open_accounts
 from benchmarks.load import Connection, connections
-from benchmarks.server import api_replicas, serving
+from benchmarks.server import START_S, Served, api_replicas, bench_name, serving
 
 
 async def _opened(urls: list[str], headers: dict[str, str], n: int) -> list[str]:
@@ -68,14 +68,20 @@ async def _send(
 
 
 def run(rate: float = 500.0, seconds: float = 10.0, clients: int = 50) -> dict[str, Any]:
-    """p50 and p99 from commit to visible, at `rate` commands per second."""
+    """p50 and p99 from commit to visible, at `rate` commands per second.
+
+    Also the most connections each role's process held at once (pg_stat_activity,
+    by application_name): `connections_<role>_max`, the API's of one replica.
+    """
     with (
         bench_services() as services,
         embedded_kafka() as kafka,
-        serving(services, "relay", kafka=kafka),
-        serving(services, "projector", kafka=kafka),
+        connections_held(services.database_url, bench_name(services)) as held,
+        serving(services, "relay", kafka=kafka) as relay,
+        serving(services, "projector", kafka=kafka) as projector,
         api_replicas(services, os.cpu_count() or 1) as urls,
     ):
+        pipeline = (relay, projector)
         token = issue_token(services.jwt_secret or "", "bench", ["customer_service"])
         headers = {"Authorization": f"Bearer {token}"}
         ids = asyncio.run(_opened(urls, headers, clients))
@@ -103,13 +109,7 @@ def run(rate: float = 500.0, seconds: float = 10.0, clients: int = 50) -> dict[s
                     time.sleep(0.002)
 
         # Warm up: the pipeline's consumers join their groups before the clock starts.
-        deadline = time.monotonic() + 60
-        with psycopg.connect(services.database_url, autocommit=True) as conn:
-            count = f"SELECT count(*) FROM {schema}.accounts".encode()
-            while conn.execute(count).fetchone() != (len(ids),):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the opened accounts did not reach the read model in 60 s")
-                time.sleep(0.1)
+        _wait_for_read_model(services.database_url, schema, len(ids), pipeline)
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         started = time.perf_counter()
@@ -118,20 +118,48 @@ def run(rate: float = 500.0, seconds: float = 10.0, clients: int = 50) -> dict[s
         time.sleep(3)  # let the pipeline catch up before reading the watcher's notes
         stop.set()
         watcher.join(5)
+        for child in pipeline:
+            child.check()
     latencies = []
     for account_id, version, recorded in done:
         shown = next((t for v, t in seen[account_id] if v >= version), None)
         if shown is not None:
             latencies.append(shown - recorded)
+    if not latencies:
+        raise RuntimeError(f"none of {len(done)} commands reached the read model")
     latencies.sort()
+    # A child's connections are named `<schema>-<port>-<role>`: the most of any child per role.
+    per_role: dict[str, int] = {}
+    for name, count in held.items():
+        if name.startswith(bench_name(services) + "-"):
+            role = name.rsplit("-", 1)[1]
+            per_role[role] = max(per_role.get(role, 0), count)
     return {
         "target_commands_per_s": rate,
         "achieved_commands_per_s": achieved,
         "commands": len(done),
         "visible": len(latencies),
         "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "p99_ms": latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000,
+        **{f"connections_{role}_max": count for role, count in sorted(per_role.items())},
     }
+
+
+def _wait_for_read_model(url: str, schema: str, n: int, pipeline: tuple[Served, ...]) -> None:
+    """Wait for the `n` opened accounts in the read model; raise with the pipeline's output."""
+    deadline = time.monotonic() + START_S
+    count = f"SELECT count(*) FROM {schema}.accounts".encode()
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute(count).fetchone() != (n,):
+            for child in pipeline:
+                child.check()
+            if time.monotonic() > deadline:
+                outputs = "\n".join(c.output() for c in pipeline)
+                raise RuntimeError(
+                    f"the opened accounts did not reach the read model in {START_S:g} s;"
+                    f" the relay's and the projector's output:\n{outputs}"
+                )
+            time.sleep(0.1)
 
 
 def main() -> None:

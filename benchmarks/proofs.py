@@ -333,8 +333,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000, help="leaves of the proof tree")
     parser.add_argument("--samples", type=int, default=2000)
-    parser.add_argument("--seconds", type=float, default=4.0, help="each cost phase")
-    parser.add_argument("--rounds", type=int, default=2, help="off/on pairs of each load")
+    parser.add_argument("--seconds", type=float, default=3.0, help="each cost phase")
+    parser.add_argument("--rounds", type=int, default=4, help="off/on pairs of each load")
     args = parser.parse_args()
 
     figures: dict[str, Any] = {}
