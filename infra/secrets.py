@@ -35,34 +35,30 @@ def jwt_secret(settings: Settings) -> str | None:
 
 def master_key(settings: Settings) -> bytes:
     """The 32-byte key that wraps every account's data key."""
-    if settings.master_key is not None:
-        raw = settings.master_key.get_secret_value()
-    else:
-        fresh = base64.b64encode(os.urandom(32)).decode()
-        raw = _generated(settings, "master-key", "CRMLEDGER_MASTER_KEY", fresh)
-    try:
-        key = base64.b64decode(raw, validate=True)
-    except ValueError:
-        raise ConfigError("CRMLEDGER_MASTER_KEY must be base64") from None
-    if len(key) != 32:
-        raise ConfigError("CRMLEDGER_MASTER_KEY must be the base64 of 32 bytes")
-    return key
+    return _key(settings, "master_key", "master-key", "CRMLEDGER_MASTER_KEY", "32 bytes")
 
 
 def signing_key(settings: Settings) -> bytes:
     """The 32-byte Ed25519 seed that signs the Merkle tree's checkpoints."""
-    if settings.signing_key is not None:
-        raw = settings.signing_key.get_secret_value()
+    return _key(
+        settings, "signing_key", "signing-key", "CRMLEDGER_SIGNING_KEY", "a 32-byte Ed25519 seed"
+    )
+
+
+def _key(settings: Settings, field: str, name: str, variable: str, what: str) -> bytes:
+    """32 random bytes, base64 in `variable` (or generated into the home file `name`)."""
+    given = getattr(settings, field)
+    if given is not None:
+        raw = given.get_secret_value()
     else:
-        fresh = base64.b64encode(os.urandom(32)).decode()
-        raw = _generated(settings, "signing-key", "CRMLEDGER_SIGNING_KEY", fresh)
+        raw = _generated(settings, name, variable, base64.b64encode(os.urandom(32)).decode())
     try:
-        seed = base64.b64decode(raw, validate=True)
+        key = base64.b64decode(raw, validate=True)
     except ValueError:
-        raise ConfigError("CRMLEDGER_SIGNING_KEY must be base64") from None
-    if len(seed) != 32:
-        raise ConfigError("CRMLEDGER_SIGNING_KEY must be the base64 of a 32-byte Ed25519 seed")
-    return seed
+        raise ConfigError(f"{variable} must be base64") from None
+    if len(key) != 32:
+        raise ConfigError(f"{variable} must be the base64 of {what}")
+    return key
 
 
 def _generated(settings: Settings, name: str, variable: str, fresh: str) -> str:
