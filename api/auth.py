@@ -203,12 +203,6 @@ def token_rules(services: Services) -> TokenRules:
     )
 
 
-def decode_token(services: Services, token: str) -> Principal:
-    """Verify a token and return its principal, or raise Unauthenticated."""
-    rules = token_rules(services)
-    return remembered(rules, token) or _verify_and_remember(rules, token)
-
-
 def remembered(rules: TokenRules, token: str) -> Principal | None:
     """The principal of a token verified before under these rules and not expired yet."""
     known = _VERIFIED.get((rules, token))
