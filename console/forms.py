@@ -3,19 +3,29 @@
 Each form's inputs come from the contract of its command (infra/contracts.py),
 so the console asks for exactly what the API and the inbound topic take, and a
 sent form is checked by the same pydantic model, whose messages are shown
-next to the fields they concern. A field left empty is not sent.
+next to the fields they concern. A field left empty is not sent. Choices the
+contract leaves to configuration (segments) are the configured ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
-from api.schemas import ACTIVITY_BODIES, UpdateDetails
+from api.schemas import (
+    ACTIVITY_BODIES,
+    ChangePlan,
+    ChangeSegment,
+    CloseAccount,
+    ConfirmDetails,
+    OpenAccount,
+    UpdateDetails,
+)
 from domain.rules import SCORES
 from infra.contracts import ACTIVITY_MESSAGES
 from infra.inputs import Customer
@@ -24,8 +34,9 @@ from infra.inputs import Customer
 ACTIVITIES: dict[str, str] = {
     m.alias: m.alias.replace("_", " ").capitalize() for m in ACTIVITY_MESSAGES
 }
-FREE_TEXT = frozenset({"address", "comment", "resolution", "reason"})
+FREE_TEXT = frozenset({"address", "comment", "resolution", "reason", "note"})
 DATES = frozenset({"date_of_birth"})
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,9 @@ class Input:
     kind: Literal["text", "textarea", "select", "decimal", "date", "email", "tel"]
     required: bool = False
     options: tuple[str, ...] = ()
+    # A first, empty choice, so a person picks on purpose rather than taking the first.
+    prompt: str = ""
+    hint: str = ""  # shown under the input and named by its aria-describedby
 
 
 def _input(name: str, annotation: Any, required: bool) -> Input:
@@ -114,9 +128,98 @@ def details_body(form: FormData) -> UpdateDetails:
     return UpdateDetails.model_validate({"customer": values, "reason": reason})
 
 
-def detail_errors(error: ValidationError) -> dict[str, str]:
-    """Update-details messages by input name (`customer.email` is the `email` input)."""
+def nested_errors(error: ValidationError, prefix: str = "customer") -> dict[str, str]:
+    """Messages by input name where the body nests some inputs (`customer.email` is `email`),
+    as the update-details and open-account bodies do; the nest's own message is the form's."""
     return {
-        k.removeprefix("customer.") if k != "customer" else "form": v
+        ("form" if k == prefix else k.removeprefix(f"{prefix}.")): v
         for k, v in field_errors(error).items()
     }
+
+
+detail_errors = nested_errors
+
+
+def _choosing(inputs: list[Input], name: str, options: Sequence[str], prompt: str) -> list[Input]:
+    # A field the contract types as text but whose values the settings or the account decide.
+    return [
+        replace(i, kind="select", required=True, options=tuple(options), prompt=prompt)
+        if i.name == name
+        else i
+        for i in inputs
+    ]
+
+
+# ---- the account commands ---------------------------------------------------------------
+
+CUSTOMER_INPUTS = inputs_of(Customer)
+_CUSTOMER_NAMES = frozenset(i.name for i in CUSTOMER_INPUTS)
+
+
+# What the open form says beyond the field names of its contract.
+_OPEN_WORDS: dict[str, dict[str, Any]] = {
+    "external_ref": {
+        "label": "Customer number",
+        "hint": "the customer's number in the source system",
+    },
+    "service_plan": {"hint": "standard when left empty"},
+    "channel": {"prompt": "choose a channel"},
+}
+
+
+def open_inputs(segments: Sequence[str]) -> list[Input]:
+    """The open-account form: the account's choices, the customer's fields, the reason last."""
+    own = inputs_of(OpenAccount, skip=frozenset({"customer"}))
+    account = [replace(i, **_OPEN_WORDS.get(i.name, {})) for i in own]
+    account = _choosing(account, "segment", segments, "choose a segment")
+    reason = [i for i in account if i.name == "reason"]
+    return [i for i in account if i.name != "reason"] + CUSTOMER_INPUTS + reason
+
+
+def open_body(form: FormData, segments: Sequence[str]) -> OpenAccount:
+    """The API's open-account body from a form; raises ValidationError."""
+    values = _given(form, open_inputs(segments))
+    customer = {k: values.pop(k) for k in list(values) if k in _CUSTOMER_NAMES}
+    return OpenAccount.model_validate({**values, "customer": customer})
+
+
+def confirm_inputs() -> list[Input]:
+    """The confirm-details form: only an optional reason, so confirming is one click."""
+    return [replace(i, kind="text", label="Reason (optional)") for i in inputs_of(ConfirmDetails)]
+
+
+def segment_inputs(segments: Sequence[str], current: str) -> list[Input]:
+    """The change-segment form: the configured segments but the account's own."""
+    others = [s for s in segments if s != current]
+    inputs = [
+        replace(i, label="New segment") if i.name == "segment" else i
+        for i in inputs_of(ChangeSegment)
+    ]
+    return _choosing(inputs, "segment", others, "choose a segment")
+
+
+def plan_inputs(current: str) -> list[Input]:
+    """The change-plan form: a plan's name (plans are not a fixed list), the reason."""
+    return [
+        replace(i, label="New service plan", hint=f"now {current}")
+        if i.name == "service_plan"
+        else i
+        for i in inputs_of(ChangePlan)
+    ]
+
+
+def close_inputs() -> list[Input]:
+    """The close form: why (one of the domain's close reasons) and a note."""
+    inputs = inputs_of(CloseAccount)
+    inputs.sort(key=lambda i: i.name != "reason")  # the choice first, the note after it
+    return [
+        replace(i, label="Why the account closes", prompt="choose a reason")
+        if i.name == "reason"
+        else i
+        for i in inputs
+    ]
+
+
+def command_body(model: type[M], form: FormData, inputs: list[Input]) -> M:
+    """The API's body `model` from a form of flat `inputs`; raises ValidationError."""
+    return model.model_validate(_given(form, inputs))

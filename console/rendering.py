@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -24,10 +24,11 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
-from api.auth import ROLES, Forbidden, Permission, Principal
+from api.auth import ROLES, Forbidden, Permission, Principal, report_permission
 from api.errors import STATUS, code_of, title_of
 from console.sessions import CSRF_FIELD, PREFIX, SignInRequired, csrf_token, staff_name
 from infra.database import INFRASTRUCTURE_ERRORS
+from projections.reports import REPORTS
 
 log = logging.getLogger("crmledger.console")
 
@@ -35,12 +36,13 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-def when(value: datetime | None) -> str:
-    """A moment as staff read it: in the ledger's time zone (CRMLEDGER_TIMEZONE), to the minute."""
+def when(value: datetime | None, seconds: bool = False) -> str:
+    """A moment as staff read it: in the ledger's time zone (CRMLEDGER_TIMEZONE), to the minute
+    (to the second with `seconds`, where a moment is compared with recording times)."""
     if value is None:
         return ""
     zone = ZoneInfo(templates.env.globals.get("zone", "UTC"))  # type: ignore[arg-type]
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return value.astimezone(zone).strftime(f"%Y-%m-%d %H:%M{':%S' if seconds else ''} %Z")
 
 
 def words(name: str) -> str:
@@ -71,6 +73,14 @@ NAV: tuple[tuple[str, str, tuple[Permission, ...]], ...] = (
         (Permission.SEARCH_DIRECTORY, Permission.READ_UNMASKED, Permission.READ_MASKED),
     ),
     ("/console/work-queue", "Work queue", (Permission.RECORD_ACTIVITIES,)),
+    ("/console/reports", "Reports", tuple(report_permission(name) for name in REPORTS)),
+    ("/console/audit", "Audit", (Permission.AUDIT,)),
+    # Management sets guidelines and reads no projection: its admin page is the guidelines.
+    (
+        "/console/admin",
+        "Admin",
+        (Permission.READ_PROJECTIONS, Permission.OPERATE, Permission.WRITE_GUIDELINES),
+    ),
 )
 
 
@@ -137,6 +147,14 @@ def error_page(request: Request, exc: Exception) -> Response:
     user = getattr(request.state, "staff", None)
     if isinstance(exc, SignInRequired):
         target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        if request.headers.get("HX-Request") == "true":
+            # A fragment polled by htmx (a job's progress) would get the sign-in page
+            # swapped into it: send the whole window there, back to the page after.
+            page = urlsplit(request.headers.get("HX-Current-URL", ""))
+            back = quote(page.path + (f"?{page.query}" if page.query else "")) or target
+            answer = Response(status_code=204)
+            answer.headers["HX-Redirect"] = f"{PREFIX}/sign-in?next={back}"
+            return answer
         return RedirectResponse(f"{PREFIX}/sign-in?next={target}", status_code=303)
     if isinstance(exc, PageNotFound):
         return _problem(request, user, 404, "Not found", str(exc) or "Nothing is at this address.")

@@ -1,27 +1,39 @@
-"""The customer-service work queue page: open cases, oldest first, against their guideline.
+"""The customer-service work queue page: open cases, oldest first, against their guideline;
+then the accounts due for their periodic details review, oldest first.
 
-The queue is a read model (projections/work_queue.py), so a case recorded a
-moment ago appears once the projector has applied it.
+Both are read models (projections/), so a case recorded or details confirmed a
+moment ago show once the projector has applied them. The accounts due are the
+`accounts-due-for-review` report's rows, run exactly as the API's report route
+runs it (the same rule, the same default age, the reporting time zone).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
 
-from api.auth import Permission
+from api.auth import Permission, Principal, report_permission
 from console.rendering import ConsoleRoute, render
 from console.staff import Staff, permit, services_of
+from infra.wiring import Services
 from projections.guidelines import read_guidelines
+from projections.reports import report_named
 from projections.work_queue import TARGET_KPI, open_cases
 
 router = APIRouter(prefix="/console/work-queue", route_class=ConsoleRoute, include_in_schema=False)
 
+DUE_REPORT = "accounts-due-for-review"
+# The page lists this many of the accounts due, oldest first; the report has them all.
+DUE_SHOWN = 100
+
 
 @router.get("", name="console_work_queue")
 def work_queue(request: Request, user: Staff) -> Response:
-    """Open inquiries and complaints across accounts, oldest first, with their age."""
+    """Open inquiries and complaints across accounts, oldest first, with their age; then the
+    accounts due for their periodic details review (for the roles that read that report)."""
     permit(user, Permission.RECORD_ACTIVITIES)
     services = services_of(request)
     with services.pool.connection() as conn:
@@ -40,4 +52,23 @@ def work_queue(request: Request, user: Staff) -> Response:
                 "over": target is not None and age > target,
             }
         )
-    return render(request, "work_queue.html", user, cases=cases)
+    return render(request, "work_queue.html", user, cases=cases, due=_due(services, user))
+
+
+def _due(services: Services, user: Principal) -> dict[str, Any] | None:
+    # None for a role that may work the queue but not read the report (integration).
+    if not user.may(report_permission(DUE_REPORT)):
+        return None
+    scope, rows = services.readmodels.report(report_named(DUE_REPORT))
+    # The report's cutoff: details last updated or confirmed before this day are due.
+    cutoff: date = scope.end - timedelta(days=scope.days)
+    today = scope.end - timedelta(days=1)
+    accounts = [
+        {**row, "days": (today - _day(row["details_current_at"], scope.zone)).days}
+        for row in rows[:DUE_SHOWN]
+    ]
+    return {"accounts": accounts, "total": len(rows), "days": scope.days, "cutoff": cutoff}
+
+
+def _day(moment: datetime, zone: str) -> date:
+    return moment.astimezone(ZoneInfo(zone)).date()

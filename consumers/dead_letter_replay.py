@@ -146,13 +146,21 @@ def list_dead_letters(
 
 
 def replay_dead_letters(
-    services: Services, bootstrap: str, *, error: str | None = None
+    services: Services,
+    bootstrap: str,
+    *,
+    error: str | None = None,
+    at: tuple[int, int] | None = None,
 ) -> ReplayReport:
-    """Send dead letters not replayed before (only `error`'s, if given) to the integration topic."""
+    """Send dead letters not replayed before to the integration topic.
+
+    Only `error`'s, if given; only the one at `at` (partition, offset), if given.
+    """
     chosen = [
         letter
         for letter in list_dead_letters(services, bootstrap)
-        if error is None or letter.error == error
+        if (error is None or letter.error == error)
+        and (at is None or (letter.partition, letter.offset) == at)
     ]
     whole = [letter for letter in chosen if not letter.truncated]
     letters = [letter for letter in whole if letter.replayed_at is None]

@@ -210,9 +210,8 @@ def report(
     import json
     from datetime import date
 
-    from rich.table import Table
-
-    from projections.report_output import csv_text, json_rows, report_document
+    from crmledger.cli_report_table import report_table
+    from projections.report_output import readable_csv, report_document
     from projections.reports import report_named
 
     if format not in ("table", "csv", "json"):
@@ -230,18 +229,14 @@ def report(
         scope, rows = services.readmodels.report(
             chosen, start=first, end=last, days=days, **filters
         )
-    columns = chosen.columns_for(scope)
+        zone = services.settings.timezone
     if format == "csv":
-        sys.stdout.write(csv_text(columns, rows))
+        sys.stdout.write(readable_csv(chosen, scope, rows))
     elif format == "json":
         print(json.dumps(report_document(chosen, scope, rows), indent=2))
     else:
-        table = Table(title=f"{chosen.title}, {scope.start} to {scope.end} (excluded)")
-        for column in columns:
-            table.add_column(column)
-        for row in json_rows(columns, rows):
-            table.add_row(*("" if v is None else str(v) for v in row.values()))
-        console.print(table)
+        title = f"{chosen.title}, {scope.start} to {scope.end} (excluded)"
+        console.print(report_table(console, title, chosen.columns_for(scope), rows, zone))
 
 
 def _load_demo(services: Services, customers: int, days: int, seed: int = 7) -> None:

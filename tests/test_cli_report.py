@@ -37,7 +37,7 @@ def test_report_prints_a_table(env: dict[str, str]) -> None:
         "2",
         "8.0",
         "36.0",
-        "0.5",
+        "50.0%",
     ]
 
 

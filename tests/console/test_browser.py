@@ -49,12 +49,21 @@ def wait_for(browser: Any, css: str, timeout: float = 10) -> Any:
     )
 
 
+def signed_out(browser: Any) -> None:
+    """Forget every cookie, of every path and site (the console's and the provider's).
+
+    delete_all_cookies() reaches only the cookies the current page sees, and the
+    console's cookie is Path=/console: after a test ends on /docs it would stay.
+    """
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
+
+
 def sign_in(
     browser: Any, base: str, provider: OidcProvider, sub: str, roles: list[str], **claims: Any
 ) -> None:
     """Sign in through the provider's real redirect flow (authorization code with PKCE)."""
     provider.add_user(sub, roles=roles, name=f"Staff {sub}", **claims)
-    browser.delete_all_cookies()
+    signed_out(browser)
     browser.get(f"{base}/console/accounts")
     wait_for(browser, "#oidc-sign-in").click()
     # The provider's own authorization form: who signs in.
@@ -171,7 +180,7 @@ def test_a_person_without_any_role_of_the_service_is_refused_at_sign_in(
     browser: Any, console_url: str, oidc_provider: OidcProvider
 ) -> None:
     oidc_provider.add_user("visitor", roles=["guest"])
-    browser.delete_all_cookies()
+    signed_out(browser)
     browser.get(f"{console_url}/console/sign-in")
     wait_for(browser, "#oidc-sign-in").click()
     field = wait_for(browser, "input[name=sub]")

@@ -132,6 +132,25 @@ def test_sign_out_needs_the_token_and_ends_the_session(services: Services) -> No
     assert answer.headers["location"] == "/console/sign-in?next=/console/accounts"
 
 
+def test_a_fragment_polled_after_the_session_ended_sends_the_window_to_sign_in(
+    services: Services,
+) -> None:
+    client = console(services)
+    page = "http://testserver/console/admin?tab=read-models"
+    answer = client.get(
+        "/console/admin/rebuilds/abc",
+        headers={"HX-Request": "true", "HX-Current-URL": page},
+        follow_redirects=False,
+    )
+    # Not the sign-in page swapped into the fragment: htmx moves the whole window.
+    assert answer.status_code == 204 and not answer.content
+    assert (
+        answer.headers["HX-Redirect"] == "/console/sign-in?next=/console/admin%3Ftab%3Dread-models"
+    )
+    plain = client.get("/console/admin/rebuilds/abc", follow_redirects=False)
+    assert plain.status_code == 303 and "HX-Redirect" not in plain.headers
+
+
 def test_an_idle_session_ends(services: Services) -> None:
     client = dev_signed_in(services, console_idle_minutes=0.01)
     time.sleep(1)
