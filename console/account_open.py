@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from api.auth import Permission, Principal
+from api.routers import accounts as routes
 from api.schemas import AccountOut
 from console import forms as f
 from console.account_commands import commands, in_words
@@ -64,20 +65,7 @@ def open_account(request: Request, user: Staff, form: CheckedForm) -> Response:
     cmd = commands(services, user, None, key, form_digest(form))
 
     def act() -> AccountOut:
-        return cmd.account(
-            "open",
-            lambda: cmd.ledger.open_account(
-                external_ref=body.external_ref,
-                segment=body.segment,
-                service_plan=body.service_plan,
-                channel=body.channel,
-                customer=body.customer.fields(),
-                occurred_at=cmd.when(body.occurred_at),
-                meta=cmd.meta(body.reason),
-            ),
-            201,
-            located=True,
-        )
+        return routes.open_account(body, cmd)  # the API route's own function
 
     try:
         shown = _once(act)

@@ -9,6 +9,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,10 @@ def with_provider(services: Services, provider: OidcProvider, **settings: object
     return dataclasses.replace(services, settings=changed)
 
 
-@pytest.fixture(scope="session")
-def console_url(services: Services, oidc_provider: OidcProvider) -> Iterator[str]:
-    """The base URL of the API and console, served by uvicorn in a thread."""
-    app = create_app(with_provider(services, oidc_provider))
+@contextmanager
+def served(services: Services, provider: OidcProvider) -> Iterator[str]:
+    """The API and console over `services` under uvicorn in a thread; yields the base URL."""
+    app = create_app(with_provider(services, provider))
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -54,9 +55,18 @@ def console_url(services: Services, oidc_provider: OidcProvider) -> Iterator[str
     while not server.started:
         assert time.monotonic() < deadline, "the console did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def console_url(services: Services, oidc_provider: OidcProvider) -> Iterator[str]:
+    """The base URL of the API and console over the session's services."""
+    with served(services, oidc_provider) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -7,54 +7,27 @@ Screenshots of every page, at 1280 and 390 px, go to .test-output/screenshots/ad
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from api.app import create_app
 from infra.broker import stop_embedded_broker
 from infra.wiring import Services
-from tests.console.conftest import with_provider
+from tests.console.conftest import served
 from tests.console.test_admin_dead_letters import dead_lettered, stack  # noqa: F401  (a fixture)
 from tests.console.test_audit_browser import labelled
 from tests.console.test_browser import sign_in, text, wait_for
 from tests.kafka.conftest import Stack
 from tests.oidc import OidcProvider
-from tests.serving import free_port
 from tests.support import TEST_DATABASE_URL, open_plain
 
 pytestmark = pytest.mark.slow
 
 Shoot = Callable[[str], None]
-
-
-@contextmanager
-def served(services: Services, provider: OidcProvider) -> Iterator[str]:
-    """The API and console over `services` (its own ledger and broker) under uvicorn."""
-    app = create_app(with_provider(services, provider))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the console did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_an_admin_rebuilds_a_read_model_and_follows_it_to_done(
