@@ -174,6 +174,8 @@ class TokenRules:
     issuer: str | None
     audience: str | None
     max_lifetime: float
+    # How many verified tokens are remembered (CRMLEDGER_TOKEN_CACHE_SIZE).
+    remember: int = 10_000
     # The OpenID Connect provider whose tokens are accepted too, if one is configured.
     oidc: OidcRules | None = None
 
@@ -183,7 +185,6 @@ class TokenRules:
 # Keyed by the rules too: a token verified under one configuration says nothing
 # about another.
 _VERIFIED: dict[tuple[TokenRules, str], tuple[Principal, float]] = {}
-_VERIFIED_MAX = 10_000
 
 
 def token_rules(services: Services) -> TokenRules:
@@ -199,6 +200,7 @@ def token_rules(services: Services) -> TokenRules:
         settings.jwt_issuer,
         settings.jwt_audience,
         settings.jwt_max_lifetime_hours * 3600,
+        settings.token_cache_size,
         oidc_rules(settings),
     )
 
@@ -213,7 +215,8 @@ def remembered(rules: TokenRules, token: str) -> Principal | None:
 
 def _verify_and_remember(rules: TokenRules, token: str) -> Principal:
     principal, expires = _verify(token, rules)
-    if len(_VERIFIED) >= _VERIFIED_MAX:
+    if len(_VERIFIED) >= rules.remember:
+        # Wholesale: a client re-verifies once, and nothing is kept per entry.
         _VERIFIED.clear()
     _VERIFIED[(rules, token)] = (principal, expires)
     return principal

@@ -156,6 +156,7 @@ def event_store_env(url: str, settings: Settings, *, size: int | None = None) ->
         _LIBPQ_CONNECT_TIMEOUT_KEY: str(settings.db_connect_timeout),
         _POOL_TIMEOUT_KEY: str(settings.db_pool_timeout),
         _APPLICATION_NAME_KEY: settings.application_name,
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.account_cache_size),
     }
 
 

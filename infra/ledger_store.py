@@ -58,7 +58,7 @@ class PostgresLedger(Ledger):
     # and the environment's prefix; eventsourcing would take the class's.
     name = "Ledger"
     env: ClassVar[dict[str, str]] = {
-        "AGGREGATE_CACHE_MAXSIZE": "10000",
+        # Its size is CRMLEDGER_ACCOUNT_CACHE_SIZE (infra/database.py event_store_env).
         "AGGREGATE_CACHE_FASTFORWARD": "y",
         "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
     }

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     pool_size: int = Field(default=5, ge=1)
+    # Every cache is bounded, so a process's memory does not grow with the ledger:
+    # accounts kept in memory per process (eventsourcing's LRU aggregate cache),
+    # unwrapped account keys (infra/keys.py), and verified tokens (api/auth.py).
+    account_cache_size: int = Field(default=10_000, ge=1)
+    key_cache_size: int = Field(default=10_000, ge=1)
+    token_cache_size: int = Field(default=10_000, ge=1)
     # What the connections say in pg_stat_activity; a role adds its name
     # (`crmledger-api`, infra/connection_budget.py).
     application_name: str = Field(default="crmledger", min_length=1, max_length=48)

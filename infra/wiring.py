@@ -70,7 +70,7 @@ def bootstrap(settings: Settings | None = None, roles: Collection[str] | None = 
     url = database_url(settings)
     pool = open_pool(url, settings, size=budget.ledger)
     create_tables(pool, settings.database_schema)
-    vault = PostgresKeyVault(pool, key)
+    vault = PostgresKeyVault(pool, key, cache_size=settings.key_cache_size)
     install_canonical_json()
     ledger = PostgresLedger(
         event_store_env(url, settings, size=budget.store),
