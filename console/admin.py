@@ -21,8 +21,8 @@ from fastapi.responses import RedirectResponse
 
 from api.auth import Permission, Principal
 from api.routers.admin import projections as projections_route
-from console.jobs import STOP_POLLING, Job, JobsBusy, jobs_of, polled
-from console.rendering import ConsoleRoute, flash, render, templates
+from console.jobs import Job, JobsBusy, job_page, jobs_of
+from console.rendering import ConsoleRoute, flash, render
 from console.staff import CheckedForm, Staff, permit, services_of
 from domain.errors import NotFound
 from infra.wiring import Services
@@ -107,21 +107,13 @@ def rebuild(request: Request, user: Staff, name: str, form: CheckedForm) -> Resp
 def rebuild_page(request: Request, user: Staff, job_id: str) -> Response:
     """A rebuild's progress, then what it did; htmx polls the fragment every second."""
     permit(user, Permission.READ_PROJECTIONS)
-    job = jobs_of(request.app).get(job_id, KIND)
-    if polled(request):
-        status = 200 if job is not None and job.running else STOP_POLLING
-        context = {"job": job, "polled": True, "shown_parked": SHOWN_PARKED}
-        response = templates.TemplateResponse(
-            request, "admin_progress.html", context, status_code=status
-        )
-        response.headers["Cache-Control"] = "no-store"
-        return response
-    return render(
+    return job_page(
         request,
-        "admin_rebuild.html",
         user,
-        200 if job is not None else 404,
+        job_id,
+        kind=KIND,
+        progress="admin_progress.html",
+        page="admin_rebuild.html",
         tabs=admin_tabs(user),
-        job=job,
         shown_parked=SHOWN_PARKED,
     )

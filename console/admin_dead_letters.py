@@ -14,10 +14,11 @@ words with a 503 instead of waiting out the client's own timeouts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
@@ -49,6 +50,7 @@ LIST_SECONDS = 15.0
 SHOWN = 200  # letters a page lists, newest first
 PREVIEW = 160  # characters of a payload shown
 BROKER_ERRORS = (KafkaError, TimeoutError, OSError, ValueError)
+T = TypeVar("T")
 
 
 class BrokerAway(Exception):
@@ -96,6 +98,15 @@ def broker_of(settings: Settings) -> tuple[str, str]:
         raise BrokerAway(reason) from e
 
 
+def at_broker(settings: Settings, call: Callable[[str], T]) -> tuple[str, T]:
+    """The broker's cluster id and `call(bootstrap)`'s answer; BrokerAway in words if it fails."""
+    bootstrap, cluster = broker_of(settings)
+    try:
+        return cluster, call(bootstrap)
+    except BROKER_ERRORS as e:
+        raise BrokerAway(f"the Kafka broker stopped answering ({type(e).__name__})") from e
+
+
 def _sent_times(services: Services, cluster: str) -> dict[tuple[int, int], datetime]:
     with services.pool.connection() as conn:
         rows = conn.execute(
@@ -118,12 +129,11 @@ def dead_letters(
     permit(user, Permission.OPERATE)
     services = services_of(request)
     try:
-        bootstrap, cluster = broker_of(services.settings)
-        letters = list_dead_letters(services, bootstrap, timeout=LIST_SECONDS)
+        cluster, letters = at_broker(
+            services.settings, lambda b: list_dead_letters(services, b, timeout=LIST_SECONDS)
+        )
     except BrokerAway as e:
         return _away_page(request, user, str(e))
-    except BROKER_ERRORS as e:
-        return _away_page(request, user, f"the Kafka broker stopped answering ({type(e).__name__})")
     errors = sorted({x.error for x in letters})
     error = error if error in errors else ""  # a reason no letter has: all of them
     chosen = [x for x in letters if not error or x.error == error]
@@ -165,12 +175,11 @@ def replay_all(request: Request, user: Staff, form: CheckedForm) -> Response:
     error = form.get("error")
     error = error if isinstance(error, str) and error else None
     try:
-        bootstrap, _ = broker_of(services.settings)
-        report = replay_dead_letters(services, bootstrap, error=error)
+        _, report = at_broker(
+            services.settings, lambda b: replay_dead_letters(services, b, error=error)
+        )
     except BrokerAway as e:
         return _away_page(request, user, str(e))
-    except BROKER_ERRORS as e:
-        return _away_page(request, user, f"the Kafka broker stopped answering ({type(e).__name__})")
     flash(request, _replayed(report))
     back = "/console/admin/dead-letters" + (f"?{urlencode({'error': error})}" if error else "")
     return RedirectResponse(back, status_code=303)
@@ -184,12 +193,11 @@ def replay_one(
     permit(user, Permission.OPERATE)
     services = services_of(request)
     try:
-        bootstrap, _ = broker_of(services.settings)
-        report = replay_dead_letters(services, bootstrap, at=(partition, offset))
+        _, report = at_broker(
+            services.settings, lambda b: replay_dead_letters(services, b, at=(partition, offset))
+        )
     except BrokerAway as e:
         return _away_page(request, user, str(e))
-    except BROKER_ERRORS as e:
-        return _away_page(request, user, f"the Kafka broker stopped answering ({type(e).__name__})")
     if not (report.replayed or report.skipped or report.truncated):
         raise NotFound(f"no dead letter at partition {partition}, offset {offset}")
     flash(request, _replayed(report))

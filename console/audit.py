@@ -24,8 +24,8 @@ from starlette.datastructures import FormData
 from api.auth import Permission, Principal
 from api.routers.audit import digest as digest_route
 from console.audit_inputs import Inputs
-from console.jobs import STOP_POLLING, Job, JobsBusy, jobs_of, polled
-from console.rendering import ConsoleRoute, render, status_of, templates
+from console.jobs import Job, JobsBusy, job_page, jobs_of, polled
+from console.rendering import ConsoleRoute, fragment, render, status_of
 from console.staff import CheckedForm, Staff, permit, services_of
 from domain.errors import AccountNotFound, LedgerError
 from domain.integrity import Break, ChainVerifier
@@ -105,10 +105,13 @@ def _fields(form: FormData, *names: str) -> dict[str, str]:
     return {n: v[:200] for n in names if isinstance(v := form.get(n), str)}
 
 
-def _page(request: Request, user: Principal, status: int = 200, **context: object) -> Response:
+def audit_page(
+    request: Request, user: Principal, template: str, status: int = 200, **context: object
+) -> Response:
+    """An audit page with the section's tabs, and its form's values and errors (none by default)."""
     return render(
         request,
-        "audit.html",
+        template,
         user,
         status,
         tabs=audit_tabs(user),
@@ -116,6 +119,10 @@ def _page(request: Request, user: Principal, status: int = 200, **context: objec
         errors=context.pop("errors", {}),
         **context,
     )
+
+
+def _page(request: Request, user: Principal, status: int = 200, **context: object) -> Response:
+    return audit_page(request, user, "audit.html", status, **context)
 
 
 @router.get("", name="console_audit")
@@ -131,9 +138,7 @@ def digest(request: Request, user: Staff) -> Response:
     permit(user, Permission.AUDIT)
     kept = digest_route(user=user, services=services_of(request), position=None)
     if polled(request):
-        response = templates.TemplateResponse(request, "audit_digest.html", {"digest": kept})
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return fragment(request, "audit_digest.html", {"digest": kept})
     return _page(request, user, digest=kept)
 
 
@@ -195,13 +200,12 @@ def start_verify(
 def verification_page(request: Request, user: Staff, job_id: str) -> Response:
     """A verification's progress, then its result; htmx polls the fragment every second."""
     permit(user, Permission.AUDIT)
-    job = jobs_of(request.app).get(job_id, KIND)
-    if polled(request):
-        status = 200 if job is not None and job.running else STOP_POLLING
-        response = templates.TemplateResponse(
-            request, "audit_progress.html", {"job": job, "polled": True}, status_code=status
-        )
-        response.headers["Cache-Control"] = "no-store"
-        return response
-    status = 200 if job is not None else 404
-    return render(request, "audit_verify.html", user, status, tabs=audit_tabs(user), job=job)
+    return job_page(
+        request,
+        user,
+        job_id,
+        kind=KIND,
+        progress="audit_progress.html",
+        page="audit_verify.html",
+        tabs=audit_tabs(user),
+    )

@@ -27,9 +27,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import uuid4
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 
-from console.rendering import status_of
+from api.auth import Principal
+from console.rendering import fragment, render, status_of
 from infra.database import INFRASTRUCTURE_ERRORS, as_unavailable
 
 log = logging.getLogger("crmledger.console.jobs")
@@ -206,3 +207,26 @@ def polled(request: Request) -> bool:
 
 # htmx stops polling on this status (and still swaps the fragment in).
 STOP_POLLING = 286
+
+
+def job_page(
+    request: Request,
+    user: Principal,
+    job_id: str,
+    *,
+    kind: str,
+    progress: str,
+    page: str,
+    tabs: list[tuple[str, str]],
+    **context: Any,
+) -> Response:
+    """A job's page (`page`, which includes `progress`), or to htmx's poll the progress alone.
+
+    A job this process does not know is a 404 page, and its poll stops.
+    """
+    job = jobs_of(request.app).get(job_id, kind)
+    if polled(request):
+        status = 200 if job is not None and job.running else STOP_POLLING
+        return fragment(request, progress, {"job": job, "polled": True, **context}, status)
+    status = 200 if job is not None else 404
+    return render(request, page, user, status, tabs=tabs, job=job, **context)

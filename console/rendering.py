@@ -122,6 +122,16 @@ def render(
     return response
 
 
+def fragment(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> Response:
+    """A piece of a page that htmx swaps in (a job's progress, the digest), without the frame."""
+    response = templates.TemplateResponse(request, template, context, status_code=status_code)
+    # It shows the state now: a cached one would stop a progress bar moving.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def flash(request: Request, message: str) -> None:
     """A message shown once, on the next page (after a form's redirect)."""
     request.session["flash"] = message
