@@ -25,11 +25,15 @@ from psycopg import Connection, Cursor
 from psycopg.rows import dict_row
 
 from projections.events import ProjectedEvent
+from projections.flows import add_up, count_account, moved, new_deltas
 
 CONTACT_FIELDS = ("name", "email", "phone")
 # The directory's column for each contact field: its ciphertext.
 SEALED = {f: f"{f}_sealed" for f in CONTACT_FIELDS}
 NO_TOKENS: Mapping[str, tuple[bytes, ...]] = {}
+# What account_flows counts of each account, and where: its place now and its days.
+FLOW_COLUMNS = ("segment", "service_plan", "channel", "opened_day", "closed_day")
+ACCOUNT_FLOWS = ("opened", "closed", "ended")
 
 
 COLUMNS = (
@@ -78,6 +82,8 @@ class DirectoryFold:
         # Per account, the fields whose tokens this batch replaces, with their new tokens.
         self.tokens: dict[UUID, dict[str, tuple[bytes, ...]]] = {}
         self.opened: set[UUID] = set()  # accounts with no row before this batch: no old tokens
+        # Where each loaded account stood before the batch, to move its flows from.
+        self.before: dict[UUID, tuple[Any, ...]] = {}
 
     def load(self, conn: Connection, account_ids: set[UUID]) -> None:
         """Read the rows of the batch's accounts."""
@@ -85,6 +91,7 @@ class DirectoryFold:
         with conn.cursor(row_factory=dict_row) as cur:
             for row in cur.execute(sql.encode(), (list(account_ids),)):
                 self.rows[row["account_id"]] = row
+                self.before[row["account_id"]] = tuple(row[c] for c in FLOW_COLUMNS)
 
     def apply(self, e: ProjectedEvent) -> None:
         """Change the account's row for one event (an event it does not know changes nothing)."""
@@ -149,6 +156,27 @@ class DirectoryFold:
             return
         self._write_rows(cur)
         self._write_tokens(cur)
+        add_up(
+            cur,
+            f"{self.schema}.account_flows",
+            ("grain", "day", "segment", "service_plan", "channel"),
+            ACCOUNT_FLOWS,
+            self._flows(),
+        )
+
+    def _flows(self) -> dict[tuple[Any, ...], Any]:
+        deltas = new_deltas()
+        for account_id in self.touched:
+            row = self.rows[account_id]
+            after = tuple(row[c] for c in FLOW_COLUMNS)
+            before = self.before.get(account_id)
+            if before == after:
+                continue  # an activity: the account stays where it was
+            for sign, state in ((-1, before), (1, after)):
+                if state is not None:
+                    *where, opened_day, closed_day = state
+                    count_account(deltas, tuple(where), opened_day, closed_day, sign, ACCOUNT_FLOWS)
+        return moved(deltas)
 
     def _write_rows(self, cur: Cursor[Any]) -> None:
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[1:])
@@ -221,17 +249,29 @@ def search_accounts(
             where.append(f"{column} = %s")
             params.append(value)
     if query is not None:
-        matches = ["external_ref = %s"]
+        # One list of matching ids, so each match is looked up by its key: an OR of
+        # the conditions would test every account of the directory.
+        matches = [f"SELECT account_id FROM {schema}.accounts WHERE external_ref = %s"]
         params.append(query.external_ref)
         for kind, tokens in query.tokens.items():
             if not tokens:
                 continue
-            matches.append(
-                f"account_id IN (SELECT account_id FROM {schema}.account_tokens"
-                f" WHERE kind = %s AND token = ANY(%s) GROUP BY account_id HAVING count(*) = %s)"
+            first, *others = dict.fromkeys(tokens)  # each token once, in order
+            # An account holding every token of the field: a join on the primary
+            # key lets PostgreSQL start from the rarest token and look the others
+            # up, where grouping read every account holding any of them (an
+            # email's words, searched as a name, are in many names).
+            joins = "".join(
+                f" JOIN {schema}.account_tokens t{i} ON t{i}.account_id = t0.account_id"
+                f" AND t{i}.kind = %s AND t{i}.token = %s"
+                for i in range(1, len(others) + 1)
             )
-            params.extend([kind, list(tokens), len(set(tokens))])
-        where.append("(" + " OR ".join(matches) + ")")
+            matches.append(
+                f"SELECT t0.account_id FROM {schema}.account_tokens t0{joins}"
+                f" WHERE t0.kind = %s AND t0.token = %s"
+            )
+            params.extend([*(v for token in others for v in (kind, token)), kind, first])
+        where.append(f"account_id IN ({' UNION ALL '.join(matches)})")
     if after is not None:
         where.append("(opened_at, account_id) > (%s, %s)")
         params.extend(after)

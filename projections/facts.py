@@ -24,6 +24,7 @@ from uuid import UUID
 from psycopg import Connection, Cursor
 
 from projections.events import ProjectedEvent
+from projections.flows import add_up, count_account, moved, new_deltas
 
 COUNTERS = (
     "new_customers",
@@ -41,6 +42,7 @@ COUNTERS = (
     "migrations_out",
 )
 SALES = ("purchases", "refunds", "turnover", "profit")
+ACCOUNT_FLOWS = ("opened", "ended")
 CASE_COLUMNS = (
     "account_id",
     "kind",
@@ -87,11 +89,16 @@ class KpiFold:
     def __init__(self, schema: str) -> None:
         self.schema = schema
         self.accounts: dict[UUID, KpiAccount] = {}
+        # Where each loaded account stood before the batch, to move its flows from.
+        self.before: dict[UUID, KpiAccount] = {}
         self.touched: set[UUID] = set()
         self.counts: defaultdict[tuple[date, str, str], defaultdict[str, Any]] = defaultdict(
             lambda: defaultdict(int)
         )
         self.sales: defaultdict[tuple[date, str, str, str, str], defaultdict[str, Any]] = (
+            defaultdict(lambda: defaultdict(int))
+        )
+        self.sales_monthly: defaultdict[tuple[date, str, str, str, str], defaultdict[str, Any]] = (
             defaultdict(lambda: defaultdict(int))
         )
         self.opened: dict[tuple[UUID, str, str], dict[str, Any]] = {}
@@ -108,6 +115,7 @@ class KpiFold:
         )
         for account_id, segment, channel, opened_day, closed_day in rows:
             self.accounts[account_id] = KpiAccount(segment, channel, opened_day, closed_day)
+            self.before[account_id] = KpiAccount(segment, channel, opened_day, closed_day)
         # Open cases, so every case's hours are computed here the same way.
         rows = conn.execute(
             f"SELECT account_id, kind, case_id, opened_at FROM {self.schema}.cases"
@@ -176,14 +184,17 @@ class KpiFold:
                     for k in (self.accounts[a],)
                 ],
             )
-        _add_up(cur, f"{rm}.daily_facts", ("day", "segment", "channel"), COUNTERS, self.counts)
-        _add_up(
+        add_up(
             cur,
-            f"{rm}.sales_daily",
-            ("day", "segment", "channel", "store", "currency"),
-            SALES,
-            self.sales,
+            f"{rm}.kpi_account_flows",
+            ("grain", "day", "segment", "channel"),
+            ACCOUNT_FLOWS,
+            self._account_flows(),
         )
+        add_up(cur, f"{rm}.daily_facts", ("day", "segment", "channel"), COUNTERS, self.counts)
+        sales_keys = ("segment", "channel", "store", "currency")
+        add_up(cur, f"{rm}.sales_daily", ("day", *sales_keys), SALES, self.sales)
+        add_up(cur, f"{rm}.sales_monthly", ("month", *sales_keys), SALES, self.sales_monthly)
         if self.new_cases:
             values = ", ".join(["%s"] * len(CASE_COLUMNS))
             cur.executemany(
@@ -213,6 +224,18 @@ class KpiFold:
 
     # ---- folding ----------------------------------------------------------------------
 
+    def _account_flows(self) -> dict[tuple[Any, ...], defaultdict[str, int]]:
+        deltas = new_deltas()
+        for account_id in self.touched:
+            before, after = self.before.get(account_id), self.accounts[account_id]
+            if before == after:
+                continue
+            for sign, k in ((-1, before), (1, after)):
+                if k is not None:
+                    where = (k.segment, k.channel)
+                    count_account(deltas, where, k.opened_day, k.closed_day, sign, ACCOUNT_FLOWS)
+        return moved(deltas)
+
     def _count(self, e: ProjectedEvent, counter: str, n: int, channel: str | None = None) -> None:
         account = self.accounts[e.account_id]
         self.counts[(e.day, account.segment, channel or account.channel)][counter] += n
@@ -227,11 +250,11 @@ class KpiFold:
         cost: Decimal,
     ) -> None:
         turnover, profit = sign * amount, sign * (amount - cost)
+        where = (account.segment, account.channel, e.data["store"], e.data["currency"])
         for bucket in (
             self.counts[(e.day, account.segment, account.channel)],
-            self.sales[
-                (e.day, account.segment, account.channel, e.data["store"], e.data["currency"])
-            ],
+            self.sales[(e.day, *where)],
+            self.sales_monthly[(e.day.replace(day=1), *where)],
         ):
             bucket[count] += 1
             bucket["turnover"] += turnover
@@ -286,21 +309,3 @@ class KpiFold:
             hours=hours,
             satisfied=satisfied,
         )
-
-
-def _add_up(
-    cur: Cursor[Any],
-    table: str,
-    keys: tuple[str, ...],
-    counters: tuple[str, ...],
-    sums: dict[Any, dict[str, Any]],
-) -> None:
-    if not sums:
-        return
-    columns = (*keys, *counters)
-    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counters)
-    cur.executemany(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
-        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}".encode(),
-        [(*key, *(bucket.get(c, 0) for c in counters)) for key, bucket in sums.items()],
-    )

@@ -12,11 +12,13 @@ trading currency, the financial summary splits by currency.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal
 
 from psycopg import Connection
 from psycopg.rows import dict_row
+
+from projections.flows import BEFORE
 
 Period = Literal["day", "week", "month", "quarter", "range"]
 Split = Literal["segment", "channel"]
@@ -76,6 +78,14 @@ times AS (
     FROM {rm}.cases
     WHERE closed_day >= %(start)s AND closed_day < %(end)s {filters}
     GROUP BY 1, 2, 3
+),
+active AS (
+    -- Accounts active at each period's start: opened less ended before it, from
+    -- the flows (projections/flows.py), not counted from every account.
+    SELECT p.period_start, {split} AS grp, sum(f.opened - f.ended) AS active
+    FROM periods p JOIN {rm}.kpi_account_flows f ON {active_before}
+    WHERE true {filters}
+    GROUP BY 1, 2
 )
 SELECT p.period_start, p.period_end, g.grp,
        coalesce(f.turnover, 0) AS turnover, coalesce(f.profit, 0) AS profit,
@@ -85,13 +95,11 @@ SELECT p.period_start, p.period_end, g.grp,
        i.mean AS first_response_hours_mean, i.p90 AS first_response_hours_p90,
        coalesce(f.new_customers, 0) AS new_customers,
        coalesce(f.lost_customers, 0) AS lost_customers,
-       (SELECT count(*) FROM {rm}.kpi_accounts a
-        WHERE a.opened_day < greatest(p.period_start, %(start)s::date)
-          AND (a.closed_day IS NULL OR a.closed_day >= greatest(p.period_start, %(start)s::date))
-          AND {split_a} IS NOT DISTINCT FROM g.grp {filters_a}) AS active_at_start,
+       coalesce(a.active, 0)::bigint AS active_at_start,
        f.feedback_sum, f.feedback_count
 FROM periods p CROSS JOIN groups g
 LEFT JOIN facts f ON f.period_start = p.period_start AND f.grp IS NOT DISTINCT FROM g.grp
+LEFT JOIN active a ON a.period_start = p.period_start AND a.grp IS NOT DISTINCT FROM g.grp
 LEFT JOIN times c ON c.period_start = p.period_start AND c.grp IS NOT DISTINCT FROM g.grp
                   AND c.kind = 'complaint'
 LEFT JOIN times i ON i.period_start = p.period_start AND i.grp IS NOT DISTINCT FROM g.grp
@@ -99,62 +107,87 @@ LEFT JOIN times i ON i.period_start = p.period_start AND i.grp IS NOT DISTINCT F
 ORDER BY p.period_start, g.grp
 """
 
-CALENDAR_PERIODS = """
-    SELECT p::date AS period_start,
-           least((p + %(step)s::interval)::date, %(end)s::date) AS period_end
-    FROM generate_series(date_trunc(%(period)s, %(start)s::date), %(end)s::date - 1,
-                         %(step)s::interval) p
+# The periods, listed here rather than generated in SQL: PostgreSQL guesses a
+# generated series at 1,000 rows, and plans (and JIT-compiles) for that many.
+PERIOD_ROWS = """
+    SELECT * FROM unnest(%(period_starts)s::date[], %(period_ends)s::date[])
+        AS p (period_start, period_end)
 """
+
+
+def calendar_periods(start: date, end: date, period: Period) -> list[tuple[date, date]]:
+    """Each calendar period meeting [start, end), as (its first day, its end).
+
+    The first period's first day may lie before `start`; the last end is cut to
+    `end`. A "range" is [start, end) itself.
+    """
+    if period == "range":
+        return [(start, end)]
+    first = {
+        "day": start,
+        "week": start - timedelta(days=start.weekday()),
+        "month": start.replace(day=1),
+        "quarter": start.replace(month=(start.month - 1) // 3 * 3 + 1, day=1),
+    }[period]
+    periods = []
+    while first < end:
+        if period in ("day", "week"):
+            following = first + timedelta(days=1 if period == "day" else 7)
+        else:
+            index = first.year * 12 + first.month - 1 + (1 if period == "month" else 3)
+            following = date(index // 12, index % 12 + 1, 1)
+        periods.append((first, min(following, end)))
+        first = following
+    return periods
 
 
 def service_kpis(conn: Connection, schema: str, scope: Scope) -> list[dict[str, Any]]:
     """Every KPI of the design for each period (and segment or channel, when split)."""
     split = scope.split or "NULL::text"
-    split_a = f"a.{scope.split}" if scope.split else "NULL::text"
-    filters, filters_a, params = _filters(scope)
+    filters, params = _filters(scope)
     groups = "SELECT NULL::text AS grp"
     if scope.split:
+        # Every group with facts in the range or an account opened before its end.
         groups = (
             f"SELECT DISTINCT {split} AS grp FROM {{rm}}.daily_facts"
             f" WHERE day >= %(start)s AND day < %(end)s {filters}"
-            f" UNION SELECT DISTINCT {split} FROM {{rm}}.kpi_accounts"
-            f" WHERE opened_day < %(end)s {filters}"
+            f" UNION SELECT {split} FROM {{rm}}.kpi_account_flows"
+            f" WHERE {BEFORE.format(before='%(end)s::date')} {filters}"
+            f" GROUP BY 1 HAVING sum(opened) > 0"
         )
-    periods, bucket = CALENDAR_PERIODS, "date_trunc(%(period)s, {})::date"
+    bucket = "date_trunc(%(period)s, {})::date"
     if scope.period == "range":
-        # One period, so every fact of the range falls in it.
-        periods = "SELECT %(start)s::date AS period_start, %(end)s::date AS period_end"
-        bucket = "%(start)s::date"
+        bucket = "%(start)s::date"  # one period, so every fact of the range falls in it
     sql = KPI_SQL.replace("{groups}", groups).format(
         rm=schema,
-        periods=periods,
+        periods=PERIOD_ROWS,
         bucket_day=bucket.format("day"),
         bucket_closed=bucket.format("closed_day"),
         split=split,
-        split_a=split_a,
         filters=filters,
-        filters_a=filters_a,
+        active_before=BEFORE.format(before="greatest(p.period_start, %(start)s::date)"),
     )
+    periods = calendar_periods(scope.start, scope.end, scope.period)
     params |= {
         "start": scope.start,
         "end": scope.end,
         "period": scope.period,
-        "step": STEPS.get(scope.period),
+        "period_starts": [p for p, _ in periods],
+        "period_ends": [e for _, e in periods],
     }
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(sql.encode(), params).fetchall()
     return [_finish(row, scope.split) for row in rows]
 
 
-def _filters(scope: Scope) -> tuple[str, str, dict[str, Any]]:
-    filters, filters_a, params = "", "", {}
+def _filters(scope: Scope) -> tuple[str, dict[str, Any]]:
+    filters, params = "", {}
     for name in ("segment", "channel"):
         value = getattr(scope, name)
         if value is not None:
             filters += f" AND {name} = %({name})s"
-            filters_a += f" AND a.{name} = %({name})s"
             params[name] = value
-    return filters, filters_a, params
+    return filters, params
 
 
 def _finish(row: dict[str, Any], split: Split | None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 from psycopg import Connection
 from psycopg.rows import dict_row
 
+from projections.flows import BEFORE, SPAN, span_params
 from projections.kpis import STEPS, Scope, service_kpis
 
 DEFAULT_REVIEW_DAYS = 365
@@ -27,9 +28,6 @@ class ReportScope(Scope):
 
     days: int = DEFAULT_REVIEW_DAYS
     zone: str = "UTC"
-
-
-Rows = list[dict[str, Any]]
 
 
 def _filters(scope: Scope, prefix: str = "") -> tuple[str, dict[str, Any]]:
@@ -64,24 +62,32 @@ PERIOD_END = "least((date_trunc(%(period)s, {col}) + %(step)s::interval)::date, 
 def accounts_summary(conn: Connection, schema: str, scope: ReportScope) -> Rows:
     """Accounts opened and closed in the range and active at its end, per segment, plan, channel.
 
-    From the directory, which holds each account's current segment and plan:
-    an account that moved since is counted where it is now.
+    From the directory's flows (projections/flows.py), which count each account
+    where it is now: an account that moved since is counted where it is now.
+    An account closed in the range counts as closed there.
     """
     filters, params = _filters(scope)
     sql = f"""
-    SELECT segment, service_plan, channel, opened, closed, active_at_end FROM (
-        SELECT segment, service_plan, channel,
-               count(*) FILTER (WHERE opened_day >= %(start)s) AS opened,
-               count(*) FILTER (WHERE closed_day >= %(start)s AND closed_day < %(end)s) AS closed,
-               count(*) FILTER (WHERE closed_day IS NULL OR closed_day >= %(end)s) AS active_at_end
-        FROM {{rm}}.accounts
-        WHERE opened_day < %(end)s {filters}
-        GROUP BY segment, service_plan, channel
-    ) s
-    WHERE opened + closed + active_at_end > 0
+    WITH span AS (
+        SELECT segment, service_plan, channel, sum(opened) AS opened, sum(closed) AS closed
+        FROM {{rm}}.account_flows
+        WHERE {SPAN} {filters}
+        GROUP BY 1, 2, 3
+    ),
+    past AS (
+        SELECT segment, service_plan, channel, sum(opened - ended) AS active_at_end
+        FROM {{rm}}.account_flows
+        WHERE {BEFORE.format(before="%(end)s::date")} {filters}
+        GROUP BY 1, 2, 3
+    )
+    SELECT segment, service_plan, channel,
+           coalesce(s.opened, 0)::bigint AS opened, coalesce(s.closed, 0)::bigint AS closed,
+           coalesce(p.active_at_end, 0)::bigint AS active_at_end
+    FROM span s FULL JOIN past p USING (segment, service_plan, channel)
+    WHERE coalesce(s.opened, 0) + coalesce(s.closed, 0) + coalesce(p.active_at_end, 0) > 0
     ORDER BY segment, service_plan, channel
     """
-    return _query(conn, sql, schema, params | _range(scope))
+    return _query(conn, sql, schema, params | span_params(scope.start, scope.end))
 
 
 def accounts_due_for_review(conn: Connection, schema: str, scope: ReportScope) -> Rows:
@@ -91,10 +97,13 @@ def accounts_due_for_review(conn: Connection, schema: str, scope: ReportScope) -
     left out: they have no details left to confirm.
     """
     filters, params = _filters(scope)
+    # The first bound, a day wider than the exact test after it, lets the
+    # accounts_due index give the rows in order (a day's length changes with DST).
     sql = f"""
     SELECT account_id, external_ref, segment, channel, details_current_at
     FROM {{rm}}.accounts
     WHERE status = 'open' AND NOT erased
+      AND details_current_at < ((%(cutoff)s::date + 1)::timestamp AT TIME ZONE %(zone)s)
       AND (details_current_at AT TIME ZONE %(zone)s)::date < %(cutoff)s {filters}
     ORDER BY details_current_at, account_id
     """
@@ -168,6 +177,19 @@ def segment_analysis(conn: Connection, schema: str, scope: ReportScope) -> Rows:
     return rows
 
 
+# The financial summary's columns after its period, as sales_daily and sales_monthly hold them.
+SALES_COLUMNS = (
+    "segment",
+    "channel",
+    "store",
+    "currency",
+    "purchases",
+    "refunds",
+    "turnover",
+    "profit",
+)
+
+
 def financial_summary(conn: Connection, schema: str, scope: ReportScope) -> Rows:
     """Per period: purchases, refunds, turnover and profit by segment, channel, store, currency.
 
@@ -175,18 +197,30 @@ def financial_summary(conn: Connection, schema: str, scope: ReportScope) -> Rows
     the account was opened through.
     """
     filters, params = _filters(scope)
+    # Whole months of a range by month or quarter come from sales_monthly, a row
+    # per month and key; the days of a cut month (or of day and week buckets) per day.
+    sales = SALES_COLUMNS
     sql = f"""
     SELECT {PERIOD_START.format(col="day")} AS period_start,
            {PERIOD_END.format(col="day")} AS period_end,
            segment, channel, store, currency,
            sum(purchases)::bigint AS purchases, sum(refunds)::bigint AS refunds,
            sum(turnover) AS turnover, sum(profit) AS profit
-    FROM {{rm}}.sales_daily
-    WHERE day >= %(start)s AND day < %(end)s {filters}
+    FROM (
+        SELECT day, {", ".join(sales)} FROM {{rm}}.sales_daily
+        WHERE day >= %(start)s AND day < %(end)s
+          AND (day < %(months_from)s OR day >= %(months_to)s) {filters}
+        UNION ALL
+        SELECT month, {", ".join(sales)} FROM {{rm}}.sales_monthly
+        WHERE month >= %(months_from)s AND month < %(months_to)s {filters}
+    ) sales
     GROUP BY 1, 2, 3, 4, 5, 6
     ORDER BY 1, 3, 4, 5, 6
     """
-    return _query(conn, sql, schema, params | _range(scope))
+    months = scope.period in ("month", "quarter")
+    return _query(
+        conn, sql, schema, params | _range(scope) | span_params(scope.start, scope.end, months)
+    )
 
 
 SERVICE_KPIS = (

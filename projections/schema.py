@@ -58,6 +58,53 @@ CREATE INDEX IF NOT EXISTS accounts_segment ON {rm}.accounts (segment, status);
 CREATE INDEX IF NOT EXISTS accounts_opened ON {rm}.accounts (opened_day);
 CREATE INDEX IF NOT EXISTS accounts_closed ON {rm}.accounts (closed_day);
 CREATE INDEX IF NOT EXISTS accounts_external_ref ON {rm}.accounts (external_ref);
+-- The directory's order (oldest opening first, keyset cursor): a page is read in
+-- index order, not sorted from every account that passes the filters.
+CREATE INDEX IF NOT EXISTS accounts_opened_at ON {rm}.accounts (opened_at, account_id);
+-- Accounts due for review, stalest first: only the open, unerased ones, in that
+-- order, with the report's columns (read from the index alone).
+CREATE INDEX IF NOT EXISTS accounts_due ON {rm}.accounts (details_current_at, account_id)
+    INCLUDE (external_ref, segment, channel) WHERE status = 'open' AND NOT erased;
+
+-- The directory's accounts counted where each is now (segment, plan, channel):
+-- opened on its opening day, closed on its closing day, and `ended` on the later
+-- of the two, so the accounts active at a day are those opened less those ended
+-- before it. Kept per day and per month (`grain`, the month's first day), so a
+-- sum over any range reads at most two months of days and one row per month
+-- before them, however many accounts there are. A one-time fill from the
+-- accounts, for a directory made before the table.
+DO $$
+BEGIN
+    IF to_regclass('{rm}.account_flows') IS NULL THEN
+        CREATE TABLE IF NOT EXISTS {rm}.account_flows (
+            grain text NOT NULL CHECK (grain IN ('day', 'month')),
+            day date NOT NULL,
+            segment text NOT NULL,
+            service_plan text NOT NULL,
+            channel text NOT NULL,
+            opened bigint NOT NULL DEFAULT 0,
+            closed bigint NOT NULL DEFAULT 0,
+            ended bigint NOT NULL DEFAULT 0,
+            PRIMARY KEY (grain, day, segment, service_plan, channel)
+        );
+        INSERT INTO {rm}.account_flows
+        SELECT g.grain, CASE g.grain WHEN 'day' THEN f.day
+                                     ELSE date_trunc('month', f.day)::date END,
+               f.segment, f.service_plan, f.channel,
+               sum(f.opened), sum(f.closed), sum(f.ended)
+        FROM (
+            SELECT opened_day AS day, segment, service_plan, channel,
+                   1 AS opened, 0 AS closed, 0 AS ended FROM {rm}.accounts
+            UNION ALL
+            SELECT closed_day, segment, service_plan, channel, 0, 1, 0
+            FROM {rm}.accounts WHERE closed_day IS NOT NULL
+            UNION ALL
+            SELECT greatest(opened_day, closed_day), segment, service_plan, channel, 0, 0, 1
+            FROM {rm}.accounts WHERE closed_day IS NOT NULL
+        ) f CROSS JOIN (VALUES ('day'), ('month')) g (grain)
+        GROUP BY 1, 2, 3, 4, 5;
+    END IF;
+END $$;
 
 -- The directory's blind index: a keyed token (truncated HMAC-SHA256) per
 -- contact field and normalised search term (a name's words, an email, a
@@ -78,6 +125,37 @@ CREATE TABLE IF NOT EXISTS {rm}.kpi_accounts (
     opened_day date NOT NULL,
     closed_day date
 );
+
+-- The KPI accounts counted where each is now (segment, opening channel), per day
+-- and per month as account_flows: accounts active at a day are those opened
+-- less those ended before it, read from at most two months of days and a row
+-- per month, not counted from every account. A one-time fill from kpi_accounts.
+DO $$
+BEGIN
+    IF to_regclass('{rm}.kpi_account_flows') IS NULL THEN
+        CREATE TABLE IF NOT EXISTS {rm}.kpi_account_flows (
+            grain text NOT NULL CHECK (grain IN ('day', 'month')),
+            day date NOT NULL,
+            segment text NOT NULL,
+            channel text NOT NULL,
+            opened bigint NOT NULL DEFAULT 0,
+            ended bigint NOT NULL DEFAULT 0,
+            PRIMARY KEY (grain, day, segment, channel)
+        );
+        INSERT INTO {rm}.kpi_account_flows
+        SELECT g.grain, CASE g.grain WHEN 'day' THEN f.day
+                                     ELSE date_trunc('month', f.day)::date END,
+               f.segment, f.channel, sum(f.opened), sum(f.ended)
+        FROM (
+            SELECT opened_day AS day, segment, channel, 1 AS opened, 0 AS ended
+            FROM {rm}.kpi_accounts
+            UNION ALL
+            SELECT greatest(opened_day, closed_day), segment, channel, 0, 1
+            FROM {rm}.kpi_accounts WHERE closed_day IS NOT NULL
+        ) f CROSS JOIN (VALUES ('day'), ('month')) g (grain)
+        GROUP BY 1, 2, 3, 4;
+    END IF;
+END $$;
 
 -- Additive facts per day, segment and channel: every counter is a plain sum.
 CREATE TABLE IF NOT EXISTS {rm}.daily_facts (
@@ -113,6 +191,30 @@ CREATE TABLE IF NOT EXISTS {rm}.sales_daily (
     profit numeric NOT NULL DEFAULT 0,
     PRIMARY KEY (day, segment, channel, store, currency)
 );
+-- The same per month (`month`: its first day): a report by month or quarter reads
+-- a row per month and key for its whole months, and days only for a cut month.
+-- A one-time fill from sales_daily.
+DO $$
+BEGIN
+    IF to_regclass('{rm}.sales_monthly') IS NULL THEN
+        CREATE TABLE IF NOT EXISTS {rm}.sales_monthly (
+            month date NOT NULL,
+            segment text NOT NULL,
+            channel text NOT NULL,
+            store text NOT NULL,
+            currency text NOT NULL,
+            purchases bigint NOT NULL DEFAULT 0,
+            refunds bigint NOT NULL DEFAULT 0,
+            turnover numeric NOT NULL DEFAULT 0,
+            profit numeric NOT NULL DEFAULT 0,
+            PRIMARY KEY (month, segment, channel, store, currency)
+        );
+        INSERT INTO {rm}.sales_monthly
+        SELECT date_trunc('month', day)::date, segment, channel, store, currency,
+               sum(purchases), sum(refunds), sum(turnover), sum(profit)
+        FROM {rm}.sales_daily GROUP BY 1, 2, 3, 4, 5;
+    END IF;
+END $$;
 
 -- Inquiries and complaints one by one: response and resolution times need
 -- their distribution (p90), not just sums.
@@ -130,7 +232,10 @@ CREATE TABLE IF NOT EXISTS {rm}.cases (
     satisfied boolean,
     PRIMARY KEY (account_id, kind, case_id, opened_at)
 );
-CREATE INDEX IF NOT EXISTS cases_closed ON {rm}.cases (kind, closed_day);
+-- Cases closed in a range (response times, staff performance), of every kind:
+-- an index led by the kind served neither.
+DROP INDEX IF EXISTS {rm}.cases_closed;
+CREATE INDEX IF NOT EXISTS cases_closed_day ON {rm}.cases (closed_day);
 
 CREATE TABLE IF NOT EXISTS {rm}.segment_changes (
     account_id uuid NOT NULL,
@@ -160,8 +265,16 @@ CREATE TABLE IF NOT EXISTS {rm}.parked_events (
 
 # The tables of each read model: what a rebuild empties.
 TABLES = {
-    "directory": ("accounts", "account_tokens"),
-    "kpis": ("kpi_accounts", "daily_facts", "sales_daily", "cases", "segment_changes"),
+    "directory": ("accounts", "account_tokens", "account_flows"),
+    "kpis": (
+        "kpi_accounts",
+        "kpi_account_flows",
+        "daily_facts",
+        "sales_daily",
+        "sales_monthly",
+        "cases",
+        "segment_changes",
+    ),
 }
 
 
