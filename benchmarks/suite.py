@@ -30,7 +30,7 @@ RUNS: list[tuple[str, list[str]]] = [
     ("ingest", ["--messages", "20000", "--accounts", "300"]),
     ("relay", ["--events", "100000"]),
     ("projector", ["--events", "100000"]),
-    ("end_to_end", ["--rate", "500", "--seconds", "10"]),
+    ("end_to_end", ["--seconds", "10"]),  # --rate: E2E_RATE_VS_SAVE x this run's save
     ("million", ["--events", os.environ.get("BENCH_EVENTS", "1000000")]),
     ("proofs", ["--events", os.environ.get("BENCH_EVENTS", "1000000")]),
     ("reads", ["--events", os.environ.get("BENCH_EVENTS", "1000000")]),
@@ -49,6 +49,27 @@ class Figure:
     baseline: str | None = None
     baseline_value: float | None = None
     ratio: float | None = None
+
+
+# The absolute targets of the first issues, as ratios to the same-run baseline of
+# the run that set them (2026-11-23: library single-event save 1,010 events/s,
+# executemany of 1,000 rows 106,549 rows/s). This machine runs 3-4x slower on
+# some days than on others: a ratio judges the code, an absolute figure the day.
+SET_BY_SAVE = 1_010.0
+SET_BY_EXECUTEMANY = 106_549.0
+RELAY_VS_SAVE = 30_000 / SET_BY_SAVE  # relay >= 30,000/s
+VERIFY_VS_SAVE = 50_000 / SET_BY_SAVE  # verify >= 50,000/s
+PROJECTION_VS_MANY = 40_000 / SET_BY_EXECUTEMANY  # projection >= 40,000/s
+REBUILD_VS_MANY = 1_000_000 / 20 / SET_BY_EXECUTEMANY  # 1,000,000 events in < 20 s
+E2E_RATE_VS_SAVE = 500 / SET_BY_SAVE  # p99 < 250 ms at 500 commands/s
+
+
+def args_of(name: str, args: list[str], results: dict[str, dict[str, Any]]) -> list[str]:
+    """The benchmark's arguments; end to end runs at its rate scaled to this run's save."""
+    if name != "end_to_end":
+        return args
+    save = results["baselines"]["library_single_save_events_per_s"]
+    return [*args, "--rate", f"{E2E_RATE_VS_SAVE * save:.0f}"]
 
 
 def figures(r: dict[str, dict[str, Any]]) -> list[Figure]:
@@ -112,8 +133,8 @@ def figures(r: dict[str, dict[str, Any]]) -> list[Figure]:
             "relay publish",
             r["relay"]["publish_events_per_s"],
             "events/s",
-            ">= 30,000/s",
-            r["relay"]["publish_events_per_s"] >= 30_000,
+            f">= {RELAY_VS_SAVE:.1f}x library single-event save (30,000/s when set)",
+            r["relay"]["publish_events_per_s"] >= RELAY_VS_SAVE * save,
             "library single-event save",
             save,
         ),
@@ -121,31 +142,36 @@ def figures(r: dict[str, dict[str, Any]]) -> list[Figure]:
             "projection apply",
             r["projector"]["events_per_s"],
             "events/s",
-            ">= 40,000/s",
-            r["projector"]["events_per_s"] >= 40_000,
+            f">= {PROJECTION_VS_MANY:.2f}x executemany of 1,000 (40,000/s when set)",
+            r["projector"]["events_per_s"] >= PROJECTION_VS_MANY * many,
             "executemany of 1,000",
             many,
         ),
         Figure(
-            f"end to end p99 at {e2e['achieved_commands_per_s']:.0f} of 500 commands/s",
+            f"end to end p99 at {e2e['achieved_commands_per_s']:.0f} of"
+            f" {e2e['target_commands_per_s']:.0f} commands/s",
             e2e["p99_ms"],
             "ms",
-            "< 250 ms at 500/s",
-            e2e["p99_ms"] < 250 and e2e["achieved_commands_per_s"] >= 490,
+            f"< 250 ms at {E2E_RATE_VS_SAVE:.2f}x library single-event save (500/s when set)",
+            e2e["p99_ms"] < 250
+            and e2e["achieved_commands_per_s"] >= 0.98 * e2e["target_commands_per_s"],
         ),
-        Figure(
-            f"rebuild of {million['events']:,} events",
-            million["rebuild_seconds"],
-            "s",
-            "< 20 s for 1,000,000",
-            million["rebuild_seconds"] < 20 and million["events"] >= 1_000_000,
+        vs(
+            f"rebuild of {million['events']:,} events ({million['rebuild_seconds']:.1f} s)",
+            million["rebuild_events_per_s"],
+            "events/s",
+            f">= {REBUILD_VS_MANY:.2f}x executemany of 1,000 (1,000,000 in < 20 s when set)",
+            million["rebuild_events_per_s"] >= REBUILD_VS_MANY * many
+            and million["events"] >= 1_000_000,
+            "executemany of 1,000",
+            many,
         ),
         vs(
             f"verify of {million['events']:,} events",
             million["verify_events_per_s"],
             "events/s",
-            ">= 50,000/s",
-            million["verify_events_per_s"] >= 50_000,
+            f">= {VERIFY_VS_SAVE:.1f}x library single-event save (50,000/s when set)",
+            million["verify_events_per_s"] >= VERIFY_VS_SAVE * save,
             "library single-event save",
             save,
         ),
@@ -288,7 +314,8 @@ def main() -> None:
     started = time.perf_counter()
     for name, args in RUNS:
         print(f"-- {name}", flush=True)
-        subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args], check=True)
+        command = [sys.executable, "-m", f"benchmarks.{name}", *args_of(name, args, results)]
+        subprocess.run(command, check=True)
         results[name] = json.loads((HERE / "results" / f"{name}.json").read_text())["figures"]
     table = figures(results)
     report = {
