@@ -15,12 +15,10 @@ from kafka import KafkaProducer
 
 from consumers.dead_letter_replay import list_dead_letters
 from consumers.inbound import Ingest
-from infra.broker import kafka_bootstrap, stop_embedded_broker
-from infra.topics import INTEGRATION_EVENTS, ensure_topics
-from infra.wiring import Services, bootstrap
+from infra.topics import INTEGRATION_EVENTS
+from infra.wiring import Services
 from tests.console.test_sessions import csrf_of, dev_signed_in
-from tests.kafka.conftest import SESSION_TIMEOUT_MS, Stack, cloud_event
-from tests.support import drop_schema, make_settings
+from tests.kafka.conftest import SESSION_TIMEOUT_MS, Stack, cloud_event, stacked
 
 
 def test_dead_letters_say_in_words_when_the_broker_is_away(
@@ -47,16 +45,8 @@ def test_dead_letters_say_in_words_when_the_broker_is_away(
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     """A ledger on a fresh schema and an embedded broker with its topics (one partition)."""
-    settings = make_settings(home=tmp_path / "home", kafka_partitions=1)
-    services = bootstrap(settings)
-    address = kafka_bootstrap(settings)
-    ensure_topics(address, settings)
-    try:
-        yield Stack(settings, services, address)
-    finally:
-        stop_embedded_broker(settings.home)
-        services.close()
-        drop_schema(settings.database_schema)
+    with stacked(tmp_path, partitions=1) as made:
+        yield made
 
 
 def dead_lettered(stack: Stack, *messages: bytes) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,10 +47,10 @@ class Stack:
         return Path(self.settings.home)
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+@contextmanager
+def stacked(tmp_path: Path, partitions: int) -> Iterator[Stack]:
     """A ledger on a fresh schema and an embedded broker with the ledger's topics."""
-    settings = make_settings(home=tmp_path / "home", kafka_partitions=3)
+    settings = make_settings(home=tmp_path / "home", kafka_partitions=partitions)
     services = bootstrap(settings)
     address = kafka_bootstrap(settings)
     ensure_topics(address, settings)
@@ -59,6 +60,13 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         stop_embedded_broker(settings.home)
         services.close()
         drop_schema(settings.database_schema)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    """A ledger on a fresh schema and an embedded broker with the ledger's topics."""
+    with stacked(tmp_path, partitions=3) as made:
+        yield made
 
 
 # ---- the ledger side ------------------------------------------------------------------
