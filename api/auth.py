@@ -268,7 +268,7 @@ def _own_claims(token: str, rules: TokenRules) -> dict[str, Any]:
 
 
 # The "Authorize" of /docs: a token of `crmledger token` or an OpenID provider's access token.
-_bearer = HTTPBearer(
+bearer = HTTPBearer(
     auto_error=False,
     bearerFormat="JWT",
     description="A token of `crmledger token`, or an access token of the configured OpenID"
@@ -276,10 +276,10 @@ _bearer = HTTPBearer(
 )
 
 
-async def current_user(
-    request: Request,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+async def current_user(request: Request, creds: Bearer) -> Principal:
     """The caller, from the bearer token; 401 without a valid one, 403 with no known role."""
     if creds is None:
         raise Unauthenticated("a bearer token is required")
@@ -301,7 +301,10 @@ CurrentUser = Annotated[Principal, Depends(current_user)]
 def require(*permissions: Permission) -> Any:
     """A dependency that lets through callers holding any of `permissions`."""
 
-    async def check(user: CurrentUser) -> Principal:
+    # The caller's checks in this one dependency, not one that depends on
+    # current_user: FastAPI solves each dependency anew on every request.
+    async def check(request: Request, creds: Bearer) -> Principal:
+        user = await current_user(request, creds)
         if not any(user.may(p) for p in permissions):
             allowed = sorted(set().union(*(MATRIX[p] for p in permissions)))
             raise Forbidden(f"this needs one of the roles: {', '.join(allowed)}")

@@ -16,7 +16,8 @@ route's word with `-replay`, so the log tells a replay from the command), with
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from asyncio import to_thread
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Protocol, TypeVar
 from uuid import UUID
@@ -24,12 +25,13 @@ from uuid import UUID
 from fastapi import Depends, Header, Request, Response
 
 from api.auth import Permission, Principal, require
-from api.deps import CommandContext, Context, ExpectedVersion, ServicesDep
+from api.deps import CommandContext, command_context, expected_version, get_services
 from api.schemas import AccountOut, EraseOut
-from api.views import account_out, flag
+from api.views import account_view, flag
 from domain.account import CustomerAccount
 from domain.errors import StaleVersion
 from domain.ledger import Ledger
+from infra.access_log import read_row
 from infra.idempotency import Outcome
 from infra.wiring import Services
 
@@ -74,28 +76,50 @@ class Commands:
         """The metadata of the event: who, why, in which chain of causes."""
         return self.ctx.meta(reason)
 
-    def account(
+    async def account(
         self,
         what: str,
         act: Callable[[], CustomerAccount],
         status: int = 200,
         *,
         located: bool = False,
+        account_id: UUID | None = None,
     ) -> AccountOut:
-        """Run `act` once per key; answer the account as the caller may see it."""
-        stored = self._claim()
+        """Run `act`, a ledger verb's call on `account_id` (None: an open), once per key.
+
+        It runs on the event loop (Ledger.command_async) and answers the
+        account as the caller may see it.
+        """
+        stored = await self._claim()
         if stored is not None:
-            account = self.ledger.account(stored.account_id, version=stored.version)
+            account = await to_thread(
+                self.ledger.account, stored.account_id, version=stored.version
+            )
             self._answer(stored, replayed=True)
-            return self._show(account, f"{what}-replay")
-        account = self._run(act)
+            return await self._show(account, f"{what}-replay")
+        shown: list[tuple[CustomerAccount, AccountOut]] = []
+
+        def logged(account: CustomerAccount) -> Sequence[object]:
+            # The answer is rendered before the save, and its access-log row
+            # commits with the command's events: one commit for both.
+            out, fields = account_view(self.services, account, self.user)
+            shown[:] = [(account, out)]
+            user = self.user
+            return (read_row(user.sub, user.roles, account.id, what, fields),) if fields else ()
+
+        running = self.ledger.command_async(act, account_id, self.expected, logged)
+        account = await self._run(running)
         headers = {"ETag": f'"{account.version}"'}
         if located:
             headers["Location"] = f"/v1/accounts/{account.id}"
-        self._answer(self._complete(Outcome(status, account.id, account.version, headers)))
-        return self._show(account, what)
+        self._answer(await self._complete(Outcome(status, account.id, account.version, headers)))
+        if not shown or shown[0][0] is not account:  # nothing saved: it changed nothing
+            return await self._show(account, what)
+        out = shown[0][1]
+        flag(self._response, out.integrity_warning)
+        return out
 
-    def apply(
+    async def apply(
         self,
         what: str,
         verb: Callable[..., CustomerAccount],
@@ -109,28 +133,37 @@ class Commands:
         The verb takes the account id and `args`, then the body's business
         time, the event metadata with the body's reason, and If-Match's version.
         """
+        when, meta = self.when(body.occurred_at), self.meta(body.reason)
 
         def act() -> CustomerAccount:
-            when, meta = self.when(body.occurred_at), self.meta(body.reason)
             return verb(account_id, *args, when, meta, self.expected)
 
-        return self.account(what, act, status)
+        return await self.account(what, act, status, account_id=account_id)
 
-    def _show(self, account: CustomerAccount, what: str) -> AccountOut:
+    async def _show(self, account: CustomerAccount, what: str) -> AccountOut:
         # As every read of an account: its integrity warning in a header too.
-        out = account_out(self.services, account, self.user, what)
+        out, shown = account_view(self.services, account, self.user)
+        if shown:
+            await self.services.access_log.record_async(
+                self.user.sub, self.user.roles, account.id, what, shown
+            )
         flag(self._response, out.integrity_warning)
         return out
 
-    def erase(self, account_id: UUID, act: Callable[[], tuple[CustomerAccount, bool]]) -> EraseOut:
+    async def erase(
+        self, account_id: UUID, act: Callable[[], tuple[CustomerAccount, bool]]
+    ) -> EraseOut:
         """Run an erase once per key (If-Match checked first); its answer holds nothing personal."""
-        stored = self._claim()
+        stored = await self._claim()
         if stored is not None:
             self._answer(stored, replayed=True)
         else:
-            account, erased = self._run(lambda: self._at_expected(account_id, act))
+            erasing = to_thread(self._at_expected, account_id, act)
+            account, erased = await self._run(erasing)
             headers = {"ETag": f'"{account.version}"'}
-            stored = self._complete(Outcome(200, account.id, account.version, headers, erased))
+            stored = await self._complete(
+                Outcome(200, account.id, account.version, headers, erased)
+            )
             self._answer(stored)
         return EraseOut(
             account_id=stored.account_id, erased=bool(stored.erased), version=stored.version
@@ -147,22 +180,24 @@ class Commands:
                 )
         return act()
 
-    def _claim(self) -> Outcome | None:
+    # Without an Idempotency-Key nothing is stored: no thread, no query.
+
+    async def _claim(self) -> Outcome | None:
         if self._key is None:
             return None
-        return self._store.claim(self.user.sub, self._key, self._digest)
+        return await to_thread(self._store.claim, self.user.sub, self._key, self._digest)
 
-    def _run(self, act: Callable[[], T]) -> T:
+    async def _run(self, running: Awaitable[T]) -> T:
         try:
-            return act()
+            return await running
         except BaseException:
             if self._key is not None:
-                self._store.release(self.user.sub, self._key)
+                await to_thread(self._store.release, self.user.sub, self._key)
             raise
 
-    def _complete(self, outcome: Outcome) -> Outcome:
+    async def _complete(self, outcome: Outcome) -> Outcome:
         if self._key is not None:
-            self._store.complete(self.user.sub, self._key, outcome)
+            await to_thread(self._store.complete, self.user.sub, self._key, outcome)
         return outcome
 
     def _answer(self, outcome: Outcome, *, replayed: bool = False) -> None:
@@ -173,7 +208,11 @@ class Commands:
 
 
 def commands_for(permission: Permission) -> Any:
-    """The command dependency of routes that need `permission`."""
+    """The command dependency of routes that need `permission`.
+
+    One dependency reads every header a command takes: FastAPI solves each
+    dependency of a request anew, at a cost that shows on every command.
+    """
     checked = require(permission)
 
     async def build(
@@ -181,10 +220,12 @@ def commands_for(permission: Permission) -> Any:
         # First, so a caller who may not gets 403 before any other check.
         user: Principal = checked,
         request: Request,
-        services: ServicesDep,
-        ctx: Context,
-        expected: ExpectedVersion,
         response: Response,
+        if_match: Annotated[
+            str | None, Header(description="the account version (its ETag)")
+        ] = None,
+        x_correlation_id: Annotated[str | None, Header(max_length=128)] = None,
+        x_causation_id: Annotated[str | None, Header(max_length=128)] = None,
         idempotency_key: Annotated[
             str | None,
             Header(
@@ -200,7 +241,15 @@ def commands_for(permission: Permission) -> Any:
             body = await request.body()
             what = request.method.encode() + request.url.path.encode() + body
             digest = hashlib.sha256(what).hexdigest()
-        return Commands(services, user, ctx, expected, idempotency_key, digest, response)
+        return Commands(
+            await get_services(request),
+            user,
+            await command_context(user, x_correlation_id, x_causation_id),
+            await expected_version(if_match),
+            idempotency_key,
+            digest,
+            response,
+        )
 
     return Depends(build)
 

@@ -9,7 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 
 class ReportOut(BaseModel):
-    """A report as JSON: its parameters, its columns and flat rows (money as exact strings)."""
+    """A report as JSON: its parameters, its columns and flat rows (money as exact strings).
+
+    A paged report (accounts-due-for-review) answers one page of its rows and
+    adds `limit`, `total` and `next_cursor`.
+    """
 
     report: str
     title: str
@@ -24,6 +28,12 @@ class ReportOut(BaseModel):
     days: int | None = Field(description="the review age of accounts-due-for-review")
     columns: list[str]
     rows: list[dict[str, Any]]
+    # A paged report's only (accounts-due-for-review); the other reports' answers lack them.
+    limit: int | None = Field(None, description="paged reports only: the most rows a page holds")
+    total: int | None = Field(None, description="paged reports only: the rows of every page")
+    next_cursor: str | None = Field(
+        None, description="paged reports only: pass as `cursor` for the next page; null at the end"
+    )
 
 
 class ReportInfoOut(BaseModel):

@@ -62,14 +62,25 @@ def account_out(
     services: Services, account: CustomerAccount, user: Principal, what: str
 ) -> AccountOut:
     """The account as `user` may see it; an unmasked read is logged as `what`."""
+    out, shown = account_view(services, account, user)
+    if shown:
+        services.access_log.record(user.sub, user.roles, account.id, what, shown)
+    return out
+
+
+def account_view(
+    services: Services, account: CustomerAccount, user: Principal
+) -> tuple[AccountOut, dict[str, str] | None]:
+    """The account as `user` may see it, and the personal fields it shows in clear.
+
+    The caller logs those fields (the access log) before it answers.
+    """
     customer = services.ledger.personal_data(account)
     masked = not user.may(Permission.READ_UNMASKED)
-    if customer is not None:
-        if masked:
-            customer = mask_all(customer)
-        elif customer:
-            services.access_log.record(user.sub, user.roles, account.id, what, customer)
-    return AccountOut(
+    if customer is not None and masked:
+        customer = mask_all(customer)
+    shown = customer if customer and not masked else None
+    out = AccountOut(
         **{name: getattr(account, name) for name in AS_STORED},
         customer=customer,
         customer_masked=masked and customer is not None,
@@ -79,6 +90,7 @@ def account_out(
         recorded_at=account.modified_on,
         integrity_warning=integrity_warning(services, account.id),
     )
+    return out, shown
 
 
 INTEGRITY_HEADER = "Crmledger-Integrity"
@@ -314,3 +326,37 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         return datetime.fromisoformat(opened_at), UUID(account_id)
     except ValueError:
         raise BadRequest("cursor is not one this API gave") from None
+
+
+# A paged report's cursor names its report, so it is refused on any other list.
+MAX_CURSOR = 200
+
+
+def encode_page_cursor(report: str, key: tuple[datetime, UUID]) -> str:
+    """An opaque cursor for the page of `report` after the row whose key is `key`.
+
+    Base64url of the report's name and the row's key (its moment in UTC), one
+    text for each key: decode_page_cursor takes back exactly what this gives.
+    """
+    moment, account_id = key
+    raw = f"{report}|{moment.astimezone(UTC).isoformat()}|{account_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_page_cursor(report: str, cursor: str) -> tuple[datetime, UUID]:
+    """The row key a cursor of `report` points after; anything else is a 400.
+
+    A cursor is taken only as encode_page_cursor wrote it for this report: any
+    other text (another list's cursor, a changed moment or id, other padding,
+    stray characters) is refused, never read as something near it.
+    """
+    try:
+        if len(cursor) > MAX_CURSOR:
+            raise ValueError("too long")
+        named, moment, account_id = base64.urlsafe_b64decode(cursor).decode().split("|")
+        key = (datetime.fromisoformat(moment), UUID(account_id))
+        if named != report or encode_page_cursor(report, key) != cursor:
+            raise ValueError("not as given")
+    except (ValueError, OverflowError):  # a moment too near year 1 or 9999 overflows UTC
+        raise BadRequest(f"cursor is not one this API gave for the {report} report") from None
+    return key

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
+import multiprocessing
 import os
 import platform
 import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,15 +40,15 @@ META = {"actor": "bench", "department": "customer_service", "source": "bench"}
 
 
 @contextmanager
-def bench_services() -> Iterator[Services]:
-    """Services over a fresh schema, dropped afterwards."""
+def bench_services(master_key: str | None = None) -> Iterator[Services]:
+    """Services over a fresh schema, dropped afterwards; a master key of their own unless given."""
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     settings = Settings(
         database_url=DATABASE_URL,
         database_schema=schema,
         readmodel_schema=f"{schema}_rm",
         jwt_secret="bench-" + "s" * 40,
-        master_key=base64.b64encode(os.urandom(32)).decode(),
+        master_key=master_key or base64.b64encode(os.urandom(32)).decode(),
         signing_key=base64.b64encode(os.urandom(32)).decode(),
         pool_size=8,
         # Its connections, and its served children's (`<schema>-<role>`), by name.
@@ -164,6 +166,55 @@ def fill(ledger: Ledger, events: int, per_account: int = 100) -> int:
         ledger.save(*batch)
         written += 10 * per_account
     return written
+
+
+# Held by a loading process while it starts its services (see `started`).
+_STARTING: Any = None
+
+
+def _keep(lock: Any) -> None:
+    global _STARTING
+    _STARTING = lock
+
+
+@contextmanager
+def loaders(processes: int) -> Iterator[ProcessPoolExecutor]:
+    """`processes` spawned loading processes, which start their services one at a time."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        processes, mp_context=context, initializer=_keep, initargs=(context.Lock(),)
+    ) as pool:
+        yield pool
+
+
+def started(settings: Settings) -> Services:
+    """The services of a loading process (see `loaders`), started one process at a time.
+
+    The event store's CREATE OR REPLACE FUNCTION fails ("tuple concurrently
+    updated") when two processes run it at the same moment.
+    """
+    with _STARTING:
+        return bootstrap(settings)
+
+
+def _fill_share(settings: Settings, events: int, per_account: int) -> int:
+    services = started(settings)
+    try:
+        return fill(services.ledger, events, per_account)
+    finally:
+        services.close()
+
+
+def fill_in_processes(
+    settings: Settings, events: int, per_account: int = 100, processes: int = 2
+) -> int:
+    """`fill` from `processes` processes at once, a share each: building events holds a core."""
+    with loaders(processes) as pool:
+        shares = [
+            pool.submit(_fill_share, settings, events // processes, per_account)
+            for _ in range(processes)
+        ]
+        return sum(share.result() for share in shares)
 
 
 def write_result(name: str, figures: dict[str, Any]) -> Path:

@@ -27,12 +27,14 @@ year ago finds it as it stood then.
 from __future__ import annotations
 
 import random
+from bisect import bisect
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 from uuid import UUID
 
@@ -115,8 +117,18 @@ class Plan:
     steps: list[tuple[datetime, str, Any]]
 
 
+def _table(shares: dict[str, int]) -> tuple[list[str], list[int]]:
+    return list(shares), list(accumulate(shares.values()))
+
+
+# The constant shares' names and cumulative weights, made once (by id: they live for good).
+_TABLES = {id(d): _table(d) for d in (SEGMENTS, CHANNELS, PLANS, STORES, CURRENCIES, ACTIONS)}
+
+
 def _pick(rng: random.Random, shares: dict[str, int]) -> str:
-    return rng.choices(list(shares), list(shares.values()))[0]
+    # random.choices(names, weights)[0] without its set-up per call: the same draw.
+    names, cumulative = _TABLES.get(id(shares)) or _table(shares)
+    return names[bisect(cumulative, rng.random() * cumulative[-1], 0, len(names) - 1)]
 
 
 @contextmanager

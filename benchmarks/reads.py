@@ -8,13 +8,18 @@
   order through the vault and the ledger's batch save, by two processes at
   once (each a share of the accounts: building events holds a core).
   Beside it, in the same run, a ledger of N/10 events: the N ledger's first
-  layer, loaded alone (the same accounts, every month with its share).
+  layer (the same accounts, every month with its share), loaded once and
+  copied row for row (events, snapshots, keys; the two share a master key)
+  into the N ledger, whose other layers are loaded after it.
   Each query runs on the
   two in turn, so a burst of load on the machine falls on both alike, and
   its growth is a ratio taken in one run: `<query>_growth` = p95 at N / p95
   at N/10.
 - After the loads both ledgers' read models are rebuilt (`ReadModels.rebuild`)
   and vacuumed and analysed, as autovacuum does within a minute of a rebuild.
+  The rebuild starts with no key in its vault's cache, as `crmledger
+  projections rebuild` does in a process of its own: it reads the keys of
+  each page of events in one query, within the default key cache.
 - Each query is called in the process, as its HTTP route calls it (no HTTP:
   the figure is the query's and its answer's; benchmarks/read_queries.py
   says which function each is), `--warmup` times untimed then `--runs`
@@ -29,15 +34,15 @@
   N-event ledger and on an empty ledger beside it (same server, same run):
   commands per second (median of the phases) and p99 of each command.
 - Memory: the benchmark process's resident set (psutil RSS) after the loads
-  (it holds both ledgers' services and every account's key), and the
-  loading processes' largest.
+  (it holds three ledgers' services), and the loading processes' largest
+  (each keeps the keys of its share of the accounts). Each role's own is
+  benchmarks/memory.py's.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import multiprocessing
 import operator
 import statistics
 import threading
@@ -45,12 +50,19 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
-from uuid import UUID
 
 import psutil
 import psycopg
+from pydantic import SecretStr
 
-from benchmarks.common import META, bench_services, open_account, write_result
+from benchmarks.common import (
+    META,
+    bench_services,
+    loaders,
+    open_account,
+    started,
+    write_result,
+)
 from benchmarks.ledger_mix import Loaded, load
 from benchmarks.read_queries import (
     Samples,
@@ -64,7 +76,7 @@ from domain import activities as act
 from infra.keys import PostgresKeyVault
 from infra.secrets import master_key
 from infra.settings import Settings
-from infra.wiring import Services, bootstrap
+from infra.wiring import Services
 from projections.schema import TABLES
 
 # Processes loading a layer together, each a share of its accounts.
@@ -72,12 +84,11 @@ LOADERS = 2
 
 
 def roomy_vault(services: Services, accounts: int) -> None:
-    """Give the services a key vault whose cache holds every account's key.
+    """Give a loading process a key vault whose cache holds every key it makes.
 
-    The keys a load made are then read in one query, so the rebuild after it
-    reads none from the database; with the default cache (10,000 keys) it
-    would read one key a query for each account it has not in memory
-    (`cold_key_read_ms` says what that costs).
+    A load keeps every account open until its last event, and an update of
+    its details encrypts with its key again: with the default cache (10,000
+    keys) that would be a key query for each such update.
     """
     vault = PostgresKeyVault(services.pool, master_key(services.settings), accounts)
     services.vault = services.ledger.vault = vault
@@ -87,7 +98,7 @@ def _load_share(
     settings: Settings, events: int, layer: int, end: datetime, share: int, shares: int
 ) -> Loaded:
     """One share of a layer's accounts, loaded by a process of its own."""
-    services = bootstrap(settings)
+    services = started(settings)
     try:
         roomy_vault(services, events)
         loaded = load(services.ledger, events, layer, end, share, shares)
@@ -103,25 +114,41 @@ def load_layer(
     """A layer of `events` events, its accounts shared among LOADERS processes at once.
 
     Building the events is Python and holds one core, so two processes fill
-    the two; this process then reads every key the layer made in one query,
-    so its rebuild reads none from the database (see `roomy_vault`).
+    the two.
     """
     settings = services.settings
     futures = [
         pool.submit(_load_share, settings, events, layer, end, k, LOADERS) for k in range(LOADERS)
     ]
-    loaded = functools.reduce(operator.add, (f.result() for f in futures))
-    services.vault.prefetch(loaded.ids)
-    return loaded
+    return functools.reduce(operator.add, (f.result() for f in futures))
 
 
-def cold_key_read_ms(services: Services, accounts: list[UUID]) -> float:
-    """What reading one account's key from the database costs (a vault with an empty cache)."""
-    vault = PostgresKeyVault(services.pool, master_key(services.settings), 1)
-    started = time.perf_counter()
-    for account_id in accounts:
-        vault.decrypt(account_id, {})
-    return (time.perf_counter() - started) * 1000 / len(accounts)
+# What a load stores: the events, their snapshots, the accounts' keys.
+LOADED_TABLES = ("ledger_events", "ledger_snapshots", "account_keys")
+
+
+def copy_ledger(source: Services, target: Services) -> None:
+    """Store `source`'s events, snapshots and account keys in `target` too: the same ledger.
+
+    The N ledger's first layer is the N/10 ledger, row for row: copied, it is
+    loaded once rather than twice. The two share a master key, so its account
+    keys open in either.
+    """
+    a, b = source.settings.database_schema, target.settings.database_schema
+    with psycopg.connect(target.database_url, autocommit=True) as conn:
+        for table in LOADED_TABLES:
+            order = " ORDER BY notification_id" if table == "ledger_events" else ""
+            conn.execute(f"INSERT INTO {b}.{table} SELECT * FROM {a}.{table}{order}".encode())
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{b}.ledger_events', 'notification_id'),"
+            f" (SELECT max(notification_id) FROM {b}.ledger_events))".encode()
+        )
+
+
+def secret(value: SecretStr | None) -> str:
+    """A setting's secret value."""
+    assert value is not None
+    return value.get_secret_value()
 
 
 def project(services: Services) -> float:
@@ -254,29 +281,27 @@ def main() -> None:
     today = date.today()
     end = datetime(today.year, today.month, today.day, tzinfo=UTC)
     figures: dict[str, Any] = {}
-    with bench_services() as empty, bench_services() as tenth, bench_services() as full:
-        for services in (tenth, full):
-            roomy_vault(services, args.events // 5)
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(LOADERS, mp_context=context) as pool:
-            # The N/10 ledger is the N ledger's first layer, loaded alone: the same accounts.
+    with (
+        bench_services() as empty,
+        bench_services() as tenth,
+        bench_services(secret(tenth.settings.master_key)) as full,
+    ):
+        with loaders(LOADERS) as pool:
+            # The N/10 ledger is the N ledger's first layer: the same accounts and events.
             t = time.perf_counter()
-            small = load_layer(pool, tenth, args.events // 10, 1, end)
+            first = load_layer(pool, tenth, args.events // 10, 1, end)
             figures["load_seconds_tenth"] = time.perf_counter() - t
             t = time.perf_counter()
-            first = load_layer(pool, full, args.events // 10, 1, end)
+            copy_ledger(tenth, full)
+            figures["copy_seconds"] = time.perf_counter() - t
+            t = time.perf_counter()
             rest = load_layer(pool, full, args.events - first.events, 2, end)
-            load_seconds = time.perf_counter() - t
+            load_seconds = figures["load_seconds_tenth"] + time.perf_counter() - t
         rss = psutil.Process().memory_info().rss
         figures["rebuild_seconds_tenth"] = project(tenth)
         figures["rebuild_seconds"] = project(full)
-        figures["cold_key_read_ms"] = cold_key_read_ms(full, small.busy)
-        # What a rebuild from a cold key cache would add: one key read for each account.
-        figures["rebuild_cold_keys_extra_seconds"] = (
-            figures["cold_key_read_ms"] * (first.accounts + rest.accounts) / 1000
-        )
         t = time.perf_counter()
-        samples, fixed = measure({"n": full, "tenth": tenth}, small, end, args.runs, args.warmup)
+        samples, fixed = measure({"n": full, "tenth": tenth}, first, end, args.runs, args.warmup)
         figures["reads_seconds"] = time.perf_counter() - t
         t = time.perf_counter()
         figures |= writes(empty, full, args.seconds, args.rounds)
@@ -286,12 +311,12 @@ def main() -> None:
     figures = {
         "events": events,
         "accounts": first.accounts + rest.accounts,
-        "events_tenth": small.events,
-        "accounts_tenth": small.accounts,
+        "events_tenth": first.events,
+        "accounts_tenth": first.accounts,
         "load_seconds": load_seconds,
         "load_events_per_s": events / load_seconds,
         "rss_after_load_mb": rss / 2**20,
-        "loader_rss_mb": max(small.rss_mb, first.rss_mb, rest.rss_mb),
+        "loader_rss_mb": max(first.rss_mb, rest.rss_mb),
         "loader_processes": LOADERS,
         **figures,
         **query_figures(samples["n"], samples["tenth"], fixed),

@@ -4,6 +4,9 @@
 
 Timed: `Relay.publish_pending()` from the first notification read to the last
 batch acknowledged and its position stored. Loading the store is timed apart.
+With `--project`, the projector benchmark then runs on the events published
+(benchmarks/projector.py `project`, its own results), rather than writing and
+publishing its own.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from benchmarks.common import (
     fill,
     write_result,
 )
+from benchmarks.projector import project
 from infra.relay import Relay, relay_position
 from infra.topics import ACCOUNT_EVENTS, ensure_topics
 
@@ -44,6 +48,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--per-account", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=1000, help="notifications per batch")
+    parser.add_argument("--project", action="store_true", help="then the projector benchmark")
     args = parser.parse_args()
 
     with bench_services() as services, embedded_kafka() as address:
@@ -67,18 +72,19 @@ def main() -> None:
         )
         on_topic = count_on_topic(address, ACCOUNT_EVENTS, partitions, written)
         assert on_topic == written, f"{on_topic} of {written} on the topic"
-
-    write_result(
-        "relay",
-        {
-            "events": written,
-            "partitions": partitions,
-            "relay_batch_size": args.batch_size,
-            "load_events_per_s": written / load_seconds,
-            "publish_seconds": publish_seconds,
-            "publish_events_per_s": written / publish_seconds,
-        },
-    )
+        write_result(
+            "relay",
+            {
+                "events": written,
+                "partitions": partitions,
+                "relay_batch_size": args.batch_size,
+                "load_events_per_s": written / load_seconds,
+                "publish_seconds": publish_seconds,
+                "publish_events_per_s": written / publish_seconds,
+            },
+        )
+        if args.project:
+            write_result("projector", project(services, address, written))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@
     make bench        (or: .venv/bin/python -m benchmarks.suite)
 
 Each benchmark runs in its own process (python -m benchmarks.NAME) against the
-real PostgreSQL and an embedded broker, and writes benchmarks/results/NAME.json;
-this script then prints the table and writes benchmarks/results.json.
+real PostgreSQL and an embedded broker, and writes benchmarks/results/NAME.json
+(relay also projector.json, million also memory.json: the projector and
+memory per role run on the ledger relay and million built, rather than load
+their own); this script then prints the table and writes
+benchmarks/results.json, with the seconds each benchmark took.
 """
 
 from __future__ import annotations
@@ -28,13 +31,24 @@ RUNS: list[tuple[str, list[str]]] = [
     ("account_load", []),
     ("http_commands", []),
     ("ingest", ["--messages", "20000", "--accounts", "300"]),
-    ("relay", ["--events", "100000"]),
-    ("projector", ["--events", "100000"]),
+    ("relay", ["--events", "100000", "--project"]),  # then the projector, on its events
     ("end_to_end", ["--seconds", "10"]),  # --rate: E2E_RATE_VS_SAVE x this run's save
-    ("million", ["--events", os.environ.get("BENCH_EVENTS", "1000000")]),
+    (
+        "million",
+        [
+            *("--events", os.environ.get("BENCH_EVENTS", "1000000")),
+            # Twice the caches' default bound: past it, the API's memory should stay flat.
+            *("--memory-accounts", os.environ.get("BENCH_MEMORY_ACCOUNTS", "20000")),
+        ],
+    ),
     ("proofs", ["--events", os.environ.get("BENCH_EVENTS", "1000000")]),
     ("reads", ["--events", os.environ.get("BENCH_EVENTS", "1000000")]),
 ]
+# Results a benchmark writes besides its own.
+ALSO_WRITES = {"relay": ("projector",), "million": ("memory",)}
+MEMORY_TARGET_MB = 300
+# The API's memory is asked for after this many accounts; fewer are measured in the suite.
+MEMORY_ACCOUNTS = 100_000
 
 
 @dataclass
@@ -191,6 +205,8 @@ def figures(r: dict[str, dict[str, Any]]) -> list[Figure]:
         ),
         *proof_figures(r["proofs"]),
         *read_figures(r["reads"]),
+        # BENCH_MEMORY_ACCOUNTS=0 leaves memory per role out.
+        *(memory_figures(r["memory"]) if "memory" in r else ()),
     ]
 
 
@@ -309,18 +325,80 @@ def read_figures(p: dict[str, Any]) -> list[Figure]:
     return out
 
 
+def memory_figures(m: dict[str, Any]) -> list[Figure]:
+    """Each role's resident memory on the loaded ledger; the API's after many accounts."""
+    limit = f"< {MEMORY_TARGET_MB} MiB, after and at its peak"
+    events = f"{m['events']:,} events"
+    out = [
+        Figure(
+            f"resident memory, API process, started on {events}",
+            m["rss_mb_api"],
+            "MiB",
+            f"< {MEMORY_TARGET_MB} MiB",
+            m["rss_mb_api"] < MEMORY_TARGET_MB,
+        ),
+        *(
+            Figure(
+                f"resident memory, {role} process, after {events} relayed and projected"
+                f" (peak {m[f'rss_mb_{role}_peak']:.0f} MiB)",
+                m[f"rss_mb_{role}"],
+                "MiB",
+                limit,
+                max(m[f"rss_mb_{role}"], m[f"rss_mb_{role}_peak"]) < MEMORY_TARGET_MB,
+            )
+            for role in ("relay", "ingest", "projector")
+        ),
+    ]
+    accounts, after = m["api_accounts_commanded"], m["api_rss_mb_after_accounts"]
+    out.append(
+        Figure(
+            f"resident memory, API process, after {accounts:,} distinct accounts commanded"
+            f" over HTTP (peak {m['api_rss_mb_peak_accounts']:.0f} MiB)",
+            after,
+            "MiB",
+            limit,
+            max(after, m["api_rss_mb_peak_accounts"]) < MEMORY_TARGET_MB,
+        )
+    )
+    growth = m["api_growth_mb_per_10k"]
+    if accounts < MEMORY_ACCOUNTS and growth is not None:
+        # Past the caches' bound the growth should be flat: it is carried on in a straight line.
+        at = after + max(growth, 0.0) * (MEMORY_ACCOUNTS - accounts) / 10_000
+        out.append(
+            Figure(
+                f"the same at {MEMORY_ACCOUNTS:,} accounts, extrapolated from its growth"
+                f" from {m['api_growth_from_accounts']:,} to {accounts:,} accounts"
+                f" ({growth:.1f} MiB per 10,000)",
+                at,
+                "MiB",
+                f"< {MEMORY_TARGET_MB} MiB",
+                at < MEMORY_TARGET_MB,
+            )
+        )
+    return out
+
+
 def main() -> None:
     results: dict[str, dict[str, Any]] = {}
+    seconds: dict[str, float] = {}
     started = time.perf_counter()
     for name, args in RUNS:
         print(f"-- {name}", flush=True)
         command = [sys.executable, "-m", f"benchmarks.{name}", *args_of(name, args, results)]
+        written = [HERE / "results" / f"{r}.json" for r in (name, *ALSO_WRITES.get(name, ()))]
+        for path in written:
+            path.unlink(missing_ok=True)  # no figure of an earlier run is read as this one's
+        t = time.perf_counter()
         subprocess.run(command, check=True)
-        results[name] = json.loads((HERE / "results" / f"{name}.json").read_text())["figures"]
+        seconds[name] = time.perf_counter() - t
+        for path in written:
+            if path.exists() or path.stem == name:
+                results[path.stem] = json.loads(path.read_text())["figures"]
     table = figures(results)
     report = {
         "at": datetime.now(UTC).isoformat(),
         "seconds": time.perf_counter() - started,
+        "seconds_per_benchmark": seconds,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -340,6 +418,7 @@ def main() -> None:
         met = "" if f.met is None else "yes" if f.met else "no"
         print(f"| {f.name} | {f.value:,.1f} {f.unit} | {f.target} | {met} | {base} | {ratio} |")
     print(f"\nbaselines: {json.dumps({k: round(v) for k, v in results['baselines'].items()})}")
+    print("seconds: " + ", ".join(f"{name} {s:.0f}" for name, s in seconds.items()))
     print(f"total {report['seconds']:.0f} s; written to benchmarks/results.json")
 
 

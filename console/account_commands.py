@@ -13,9 +13,11 @@ not send it twice), with a message saying what was done.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 from uuid import UUID, uuid4
 
+from anyio import from_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
@@ -41,7 +43,7 @@ from infra.wiring import Services
 
 router = APIRouter(prefix="/console/accounts", route_class=ConsoleRoute, include_in_schema=False)
 
-Act = Callable[[Commands], AccountOut]
+Act = Callable[[Commands], Coroutine[Any, Any, AccountOut]]
 
 
 def commands(
@@ -93,7 +95,7 @@ def submit(
     permit(user, permission)
     cmd = commands(services_of(request), user, version_of(form))
     try:
-        shown = act(cmd)
+        shown = from_thread.run(act, cmd)  # on the event loop, as the API runs it
     except ValidationError as e:
         return _again(request, user, account_id, form, name, errors_of(e), 422, activity)
     except LedgerError as e:
@@ -121,10 +123,10 @@ def _again(
 def update_details(request: Request, user: Staff, account_id: UUID, form: CheckedForm) -> Response:
     """Update the customer's details."""
 
-    def act(cmd: Commands) -> AccountOut:
+    async def act(cmd: Commands) -> AccountOut:
         body = f.details_body(form)
         fields = body.customer.fields()
-        return cmd.apply("update", cmd.ledger.update_details, account_id, fields, body=body)
+        return await cmd.apply("update", cmd.ledger.update_details, account_id, fields, body=body)
 
     return submit(
         request,
@@ -142,9 +144,9 @@ def update_details(request: Request, user: Staff, account_id: UUID, form: Checke
 def confirm_details(request: Request, user: Staff, account_id: UUID, form: CheckedForm) -> Response:
     """Record that the customer confirmed their details are still right (the periodic review)."""
 
-    def act(cmd: Commands) -> AccountOut:
+    async def act(cmd: Commands) -> AccountOut:
         body = f.command_body(ConfirmDetails, form, f.confirm_inputs())
-        return cmd.apply("confirm-details", cmd.ledger.confirm_details, account_id, body=body)
+        return await cmd.apply("confirm-details", cmd.ledger.confirm_details, account_id, body=body)
 
     return submit(request, user, account_id, form, "confirm", act, lambda _: "Details confirmed")
 
@@ -154,10 +156,12 @@ def change_segment(request: Request, user: Staff, account_id: UUID, form: Checke
     """Move the account to another customer segment."""
     segments = services_of(request).settings.segments
 
-    def act(cmd: Commands) -> AccountOut:
+    async def act(cmd: Commands) -> AccountOut:
         # Every configured segment is accepted here; the ledger refuses the one it is in.
         body = f.command_body(ChangeSegment, form, f.segment_inputs(segments, ""))
-        return cmd.apply("segment", cmd.ledger.change_segment, account_id, body.segment, body=body)
+        return await cmd.apply(
+            "segment", cmd.ledger.change_segment, account_id, body.segment, body=body
+        )
 
     return submit(
         request,
@@ -174,10 +178,10 @@ def change_segment(request: Request, user: Staff, account_id: UUID, form: Checke
 def change_plan(request: Request, user: Staff, account_id: UUID, form: CheckedForm) -> Response:
     """Move the account to another service plan."""
 
-    def act(cmd: Commands) -> AccountOut:
+    async def act(cmd: Commands) -> AccountOut:
         body = f.command_body(ChangePlan, form, f.plan_inputs(""))
         plan = body.service_plan
-        return cmd.apply("plan", cmd.ledger.change_plan, account_id, plan, body=body)
+        return await cmd.apply("plan", cmd.ledger.change_plan, account_id, plan, body=body)
 
     return submit(
         request,
@@ -194,11 +198,11 @@ def change_plan(request: Request, user: Staff, account_id: UUID, form: CheckedFo
 def close_account(request: Request, user: Staff, account_id: UUID, form: CheckedForm) -> Response:
     """Close the account; afterwards it takes no command except erase."""
 
-    def act(cmd: Commands) -> AccountOut:
+    async def act(cmd: Commands) -> AccountOut:
         body = f.command_body(CloseAccount, form, f.close_inputs())
         # The close reason is the event's metadata reason too, as in the API's route.
         verb = cmd.ledger.close_account
-        return cmd.apply("close", verb, account_id, body.reason, body.note, body=body)
+        return await cmd.apply("close", verb, account_id, body.reason, body.note, body=body)
 
     return submit(request, user, account_id, form, "close", act, lambda _: "Account closed")
 
@@ -212,11 +216,11 @@ def record_activity(request: Request, user: Staff, account_id: UUID, form: Check
         errors = {"type": f"choose one of: {', '.join(f.ACTIVITIES)}"}
         return _again(request, user, account_id, form, "activity", errors, 422, None)
 
-    def act(cmd: Commands) -> AccountOut:
+    async def act(cmd: Commands) -> AccountOut:
         body = f.activity_body(alias, form)
         activity = to_activity(body)
         verb = cmd.ledger.record_activity
-        return cmd.apply("activity", verb, account_id, activity, body=body, status=201)  # type: ignore[arg-type]
+        return await cmd.apply("activity", verb, account_id, activity, body=body, status=201)  # type: ignore[arg-type]
 
     return submit(
         request,

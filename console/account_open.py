@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from uuid import uuid4
 
+from anyio import from_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
@@ -65,7 +66,8 @@ def open_account(request: Request, user: Staff, form: CheckedForm) -> Response:
     cmd = commands(services, user, None, key, form_digest(form))
 
     def act() -> AccountOut:
-        return routes.open_account(body, cmd)  # the API route's own function
+        # The API route's own function, run on the event loop as the API runs it.
+        return from_thread.run(routes.open_account, body, cmd)
 
     try:
         shown = _once(act)

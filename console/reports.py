@@ -6,7 +6,9 @@ the API's route does (api/routers/reports.py): the same permission of the roles
 matrix (`report_permission`), the same parameters checked by the same function
 (`ReadModels.report`), so the page shows what `/v1/reports/{name}` answers.
 Figures are written by projections/report_format.py, as in the downloads and
-the command line.
+the command line. A paged report (the accounts due for review) shows a page of
+PAGE_ROWS at a time, as the API pages it (its cursor, `cursor`), with "Next
+page"; its downloads, like every report's, hold every row.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import MATRIX, Principal, report_permission
+from api.views import decode_page_cursor, encode_page_cursor
 from console.rendering import ConsoleRoute, render
 from console.report_charts import charts
 from console.staff import Staff, permit, services_of
@@ -27,13 +30,13 @@ from domain.errors import InvalidCommand
 from domain.rules import CHANNELS
 from projections.report_format import is_numeric, kind_of, label, shown
 from projections.report_output import readable_csv
-from projections.report_queries import ReportScope, Rows
+from projections.report_queries import Page, ReportScope, Rows
 from projections.report_workbook import XLSX, report_workbook
 from projections.reports import PERIODS, REPORTS, SPLITS, Report, report_named
 
 router = APIRouter(prefix="/console/reports", route_class=ConsoleRoute, include_in_schema=False)
 
-# A page shows this many rows at most; the downloads hold them all.
+# A page shows this many rows at most (a paged report: a page of them); the downloads hold all.
 PAGE_ROWS = 500
 
 
@@ -137,6 +140,34 @@ def run(request: Request, report: Report, choice: Choice) -> tuple[ReportScope, 
     return services_of(request).readmodels.report(report, **choice.filters(report))
 
 
+@dataclass(frozen=True)
+class Shown:
+    """A report page's scope and rows (a paged report's page; every row of another report,
+    whose table shows the first PAGE_ROWS), how many rows there are in all, and for a paged
+    report the cursor of the page after (None on the last) and whether it is a later page."""
+
+    scope: ReportScope
+    rows: Rows
+    total: int
+    next_cursor: str | None = None
+    later: bool = False
+
+
+def shown_rows(request: Request, report: Report, choice: Choice) -> Shown:
+    """The rows of a report page for `choice`: a paged report's page after the page's
+    `cursor` (a 400 page for one the console did not give), else every row."""
+    if report.paged is None:
+        scope, rows = run(request, report, choice)
+        return Shown(scope, rows, len(rows))
+    cursor = request.query_params.get("cursor", "")
+    after = decode_page_cursor(report.name, cursor) if cursor else None
+    readmodels = services_of(request).readmodels
+    scope, page = readmodels.report_page(report, Page(PAGE_ROWS, after), **choice.filters(report))
+    key = page.next_key
+    next_cursor = encode_page_cursor(report.name, key) if key else None
+    return Shown(scope, page.rows, page.total, next_cursor, after is not None)
+
+
 def readers(report: Report) -> str:
     """Who reads `report`, in words."""
     roles = sorted(MATRIX[report_permission(report.name)])
@@ -168,7 +199,7 @@ def report_page(request: Request, name: str, user: Staff) -> Response:
         "zone": zone,
     }
     try:
-        scope, rows = run(request, report, asked)
+        got = shown_rows(request, report, asked)
     except InvalidCommand as refused:
         problem = str(refused).rstrip(".")
         return render(
@@ -181,9 +212,10 @@ def report_page(request: Request, name: str, user: Staff) -> Response:
             invalid=field_of(problem),
             **context,
         )
+    scope, rows = got.scope, got.rows
     columns = report.columns_for(scope)
-    shown_rows = rows[:PAGE_ROWS]
     made = Choice.made(report, scope)
+    here = f"/console/reports/{report.name}?{made.query()}"
     return render(
         request,
         "report.html",
@@ -191,8 +223,11 @@ def report_page(request: Request, name: str, user: Staff) -> Response:
         choice=made,
         scope=scope,
         columns=[(c, label(c)) for c in columns],
-        cells=table_cells(columns, shown_rows, zone),
-        total=len(rows),
+        cells=table_cells(columns, rows[:PAGE_ROWS], zone),
+        total=got.total,
+        paged=report.paged is not None,
+        first_page=here if got.later else None,
+        next_page=f"{here}&{urlencode({'cursor': got.next_cursor})}" if got.next_cursor else None,
         charts=charts(report, scope, rows),
         verdict=verdict(rows),
         # A list of KPIs reads best as a card each on a phone; wider reports scroll.

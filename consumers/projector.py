@@ -79,6 +79,8 @@ class Projector:
     def poll_once(self, timeout_ms: int = 500) -> int:
         """Apply one poll batch and commit its offsets; returns the records seen."""
         batches = self._consumer.poll(timeout_ms=timeout_ms)
+        # The keys of the batch's accounts with personal data, in one query rather than one each.
+        self._readmodels.prefetch_keys(r.value for records in batches.values() for r in records)
         placed: list[Placed] = []
         offsets: dict[Any, OffsetAndMetadata] = {}
         projected = self._readmodels.projected

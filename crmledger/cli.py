@@ -11,7 +11,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
@@ -27,6 +27,8 @@ from domain.errors import LedgerError
 from infra.broker import stop_embedded_broker
 from infra.settings import Settings
 from infra.wiring import Services
+from projections.report_queries import Page
+from projections.reports import Report
 
 app = typer.Typer(
     help="crmledger: the event-sourced ledger of customer accounts.", no_args_is_help=True
@@ -204,12 +206,28 @@ def report(
     channel: Annotated[str | None, typer.Option(help="only this channel")] = None,
     split: Annotated[str | None, typer.Option(help="service-kpis: segment or channel")] = None,
     days: Annotated[int | None, typer.Option(help="accounts-due-for-review: age in days")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="accounts-due-for-review: rows a page (500; at most 5000)")
+    ] = None,
+    cursor: Annotated[
+        str | None, typer.Option(help="accounts-due-for-review: the page after this cursor")
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="accounts-due-for-review: every row, not a page")
+    ] = False,
     format: Annotated[str, typer.Option(help="table, csv or json")] = "table",
 ) -> None:
-    """Print a department report as a table, CSV or JSON."""
+    """Print a department report as a table, CSV or JSON.
+
+    accounts-due-for-review prints a page, as the API answers it (the oldest
+    500, or --limit); the next page's --cursor is said after a table and on
+    stderr after CSV, and is the JSON's next_cursor. --all prints every row.
+    """
     import json
     from datetime import date
 
+    from api.errors import BadRequest
+    from api.views import encode_page_cursor
     from crmledger.cli_report_table import report_table
     from projections.report_output import readable_csv, report_document
     from projections.reports import report_named
@@ -220,23 +238,61 @@ def report(
         chosen = report_named(name)
         first = date.fromisoformat(start) if start else None
         last = date.fromisoformat(end) if end else None
+        page = _page_to_print(chosen, limit, cursor, every)
     except ValueError as e:
         fail(f"not a date (YYYY-MM-DD): {e}")
+    except BadRequest as e:
+        fail(str(e))
     except LedgerError as e:
         fail(e.detail)
-    filters = {"period": period, "segment": segment, "channel": channel, "split": split}
+    filters: dict[str, Any] = {"period": period, "segment": segment, "channel": channel}
+    filters |= {"split": split, "start": first, "end": last, "days": days}
+    paging: dict[str, Any] = {}
+    footer = ""  # a page's: how many rows, and the next page's cursor
     with command_services() as services:
-        scope, rows = services.readmodels.report(
-            chosen, start=first, end=last, days=days, **filters
-        )
+        if page is None:
+            scope, rows = services.readmodels.report(chosen, **filters)
+        else:
+            scope, paged = services.readmodels.report_page(chosen, page, **filters)
+            rows, key = paged.rows, paged.next_key
+            next_cursor = encode_page_cursor(chosen.name, key) if key else None
+            paging = {"limit": page.limit, "total": paged.total, "next_cursor": next_cursor}
+            footer = f"{len(rows)} of {paged.total} rows; " + (
+                f"next page: --cursor {next_cursor}" if next_cursor else "the last page"
+            )
         zone = services.settings.timezone
     if format == "csv":
         sys.stdout.write(readable_csv(chosen, scope, rows))
+        if footer:
+            err.print(footer, soft_wrap=True)
     elif format == "json":
-        print(json.dumps(report_document(chosen, scope, rows), indent=2))
+        print(json.dumps(report_document(chosen, scope, rows) | paging, indent=2))
     else:
         title = f"{chosen.title}, {scope.start} to {scope.end} (excluded)"
         console.print(report_table(console, title, chosen.columns_for(scope), rows, zone))
+        if footer:
+            console.print(footer, soft_wrap=True)
+
+
+def _page_to_print(
+    chosen: Report, limit: int | None, cursor: str | None, every: bool
+) -> Page | None:
+    """The page of `chosen` that `report` prints: None for every row (a report that is not
+    paged, or --all). BadRequest for a cursor not given for it, LedgerError for a limit
+    out of bounds or paging asked of a report that is not paged."""
+    from api.views import decode_page_cursor
+    from projections.reports import page_asked
+
+    if every:
+        if chosen.paged is None:
+            fail(f"the {chosen.name} report is not paged: it prints whole without --all")
+        if limit is not None or cursor is not None:
+            fail("--all prints every row: leave out --limit and --cursor")
+        return None
+    if chosen.paged is None and limit is None and cursor is None:
+        return None
+    after = decode_page_cursor(chosen.name, cursor) if cursor and chosen.paged else None
+    return page_asked(chosen, limit, after)
 
 
 def _load_demo(services: Services, customers: int, days: int, seed: int = 7) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import event
@@ -44,6 +45,8 @@ from domain.rules import (
     event_type_of as event_type_of,
 )
 
+_CONTAINERS = (dict, list)
+
 
 class CustomerAccount(ChainedAggregate):
     """One customer's account with a retailer, and everything that happened to it."""
@@ -51,6 +54,20 @@ class CustomerAccount(ChainedAggregate):
     # Class attributes without annotations: annotated ones would turn the
     # aggregate into a dataclass.
     segments = DEFAULT_SEGMENTS
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CustomerAccount:
+        """A copy that shares nothing mutable with this account.
+
+        Its values are immutable, or flat containers of immutable values (dicts
+        of strings, the list of pending events, which are frozen): copying the
+        containers one level down is a deep copy, without copy.deepcopy's walk
+        of every value. An account is copied for every command (from the cache).
+        """
+        twin = object.__new__(type(self))
+        twin.__dict__.update(
+            {k: v.copy() if type(v) in _CONTAINERS else v for k, v in self.__dict__.items()}
+        )
+        return twin
 
     # ---- opening ------------------------------------------------------------
 

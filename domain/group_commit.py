@@ -12,12 +12,19 @@ conflict in a batch (one of the `conflicts` errors: another writer got there
 first) saves its commands one by one, so each gets its own answer. Anything
 saved many at a time can be grouped the same way: the access log groups its
 rows (infra/access_log.py).
+
+A thread waits with `save`; a coroutine awaits `save_async`, which never
+blocks its event loop: when no batch is being saved, one is started in the
+loop's executor, and the coroutine awaits a future the batch completes, so a
+request on the loop costs no thread of its own while it waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +34,7 @@ MAX_BATCH = 500
 @dataclass
 class _Job:
     item: Any
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
+    done: Future[None] = field(default_factory=Future)
 
 
 class GroupCommit:
@@ -51,16 +57,26 @@ class GroupCommit:
 
     def save(self, item: Any) -> None:
         """Save one aggregate (perhaps with others); raise what its save raised."""
+        job, lead = self._queue(item)
+        if lead:
+            self._lead()
+        job.done.result()
+
+    async def save_async(self, item: Any) -> None:
+        """As `save`, awaited: the batch is saved in the running loop's executor."""
+        job, lead = self._queue(item)
+        if lead:
+            asyncio.get_running_loop().run_in_executor(None, self._lead)
+        await asyncio.wrap_future(job.done)
+
+    def _queue(self, item: Any) -> tuple[_Job, bool]:
+        # The first job with no batch being saved leads: it saves until none waits.
         job = _Job(item)
         with self._lock:
             self._pending.append(job)
             lead = not self._leading
             self._leading = True
-        if lead:
-            self._lead()
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
+        return job, lead
 
     def _lead(self) -> None:
         while True:
@@ -91,13 +107,13 @@ class GroupCommit:
             self._save(*(job.item for job in batch))
         except self._conflicts as e:
             if len(batch) == 1:
-                batch[0].error = e
+                batch[0].done.set_exception(e)
             else:
                 for job in batch:
                     self._commit([job])
-                return
         except BaseException as e:  # every waiter must learn the outcome, whatever it was
             for job in batch:
-                job.error = e
-        for job in batch:
-            job.done.set()
+                job.done.set_exception(e)
+        else:
+            for job in batch:
+                job.done.set_result(None)

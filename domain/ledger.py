@@ -9,12 +9,21 @@ Inbound messages hand their (opaque) receipts to the save that applies them:
 `receipts=` on a verb, or `record_batch`; eventsourcing forwards a save's
 keyword arguments to its recorder, which stores them with the events. Storage,
 cache, snapshots and damaged rows are infra's (infra/ledger_store.py).
+
+On an event loop (the API), `command_async` runs a verb without a thread of
+its own: the verb checks its rules on the account in memory and returns it
+unsaved (`_UNSAVED`), and its save joins the group commit as an awaited
+future. A verb whose account or key is not in memory runs in a thread, as
+it may read the store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, cast
 from uuid import UUID, uuid4
@@ -43,6 +52,17 @@ log = logging.getLogger(__name__)
 _RETRIES = 5
 
 
+@dataclass
+class _Unsaved:
+    """Set while `command_async` runs a verb: the verb returns its account unsaved."""
+
+    fresh: bool  # load the account from the store, not from the cache
+    cached: bool = False  # the verb's account came from the cache
+
+
+_UNSAVED: ContextVar[_Unsaved | None] = ContextVar("unsaved", default=None)
+
+
 class Ledger(Application[UUID]):
     """The customer account ledger."""
 
@@ -60,7 +80,10 @@ class Ledger(Application[UUID]):
         super().__init__(env)
         self.vault = vault
         self.segments = segments
-        self._group = GroupCommit(self.save, conflicts=self.conflicts)
+        # Each job: an account, and what commits with its events (`command_async`'s `along`).
+        self._group = GroupCommit(
+            self._save_along, key=lambda job: job[0].id, conflicts=self.conflicts
+        )
 
     # ---- commands -------------------------------------------------------------
 
@@ -96,6 +119,8 @@ class Ledger(Application[UUID]):
             segments=self.segments,
             account_id=account_id,
         )
+        if _UNSAVED.get() is not None:
+            return account  # command_async saves it
         try:
             self.save(account, receipts=tuple(receipts))
         except self.conflicts:
@@ -282,6 +307,19 @@ class Ledger(Application[UUID]):
 
     # ---- what the store may do faster ------------------------------------------
 
+    def _for_command(
+        self, account_id: UUID, expected_version: int | None, fresh: bool
+    ) -> tuple[CustomerAccount, bool]:
+        """The account a command runs on, and whether it came from a cache (not when `fresh`)."""
+        return self.account(account_id), False
+
+    def _in_memory(self, account_id: UUID | None) -> bool:
+        """Whether a command on the account can run without reading the store."""
+        return False
+
+    def _saved(self, account: CustomerAccount) -> None:
+        """A command's account was saved: a store with a cache keeps it."""
+
     def _load(self, account_id: UUID, version: int | None) -> CustomerAccount:
         """The account from the repository; raises AggregateNotFoundError."""
         account: CustomerAccount = self.repository.get(account_id, version=version)
@@ -322,27 +360,104 @@ class Ledger(Application[UUID]):
         expected_version: int | None,
         receipts: Sequence[object] = (),
     ) -> CustomerAccount:
+        unsaved = _UNSAVED.get()
+        if unsaved is not None:
+            return self._attempt(account_id, command, expected_version, unsaved)
+        fresh = False
         for _ in range(_RETRIES):
-            account = self.account(account_id)
-            if expected_version is not None and account.version != expected_version:
-                raise StaleVersion(
-                    f"account {account_id} is at version {account.version}, not {expected_version}"
-                )
-            command(account)
+            attempt = _Unsaved(fresh)
+            account = self._attempt(account_id, command, expected_version, attempt)
             if not account.pending_events:
+                if attempt.cached:
+                    fresh = True  # nothing to save proves nothing: answer the stored state
+                    continue
                 return account
             try:
                 if receipts:
                     # The receipts belong to this one transaction: saved alone.
                     self.save(account, receipts=tuple(receipts))
                 else:
-                    self._group.save(account)
+                    self._group.save((account, ()))
             except self.conflicts:
-                if expected_version is not None:
-                    raise StaleVersion(f"account {account_id} changed meanwhile") from None
-                continue  # someone else saved first: reload and try again
+                fresh = self._conflicted(account_id, expected_version)
+                continue
+            self._saved(account)
             return account
         raise ConflictingState(f"account {account_id} is changing too fast; retry")
+
+    async def command_async(
+        self,
+        verb: Callable[[], CustomerAccount],
+        account_id: UUID | None = None,
+        expected_version: int | None = None,
+        along: Callable[[CustomerAccount], Sequence[object]] | None = None,
+    ) -> CustomerAccount:
+        """Run `verb` (a call of one of the verbs above) on the running event loop.
+
+        `account_id` is the account the verb changes (None for an open). The
+        verb runs inline when that account and its key are in memory, else
+        in a thread; its save is awaited, never waited for in a thread.
+        `along(account)`, called on the account about to be saved, gives what
+        the store commits in the same transaction (as a verb's `receipts`).
+        """
+        opening = account_id is None
+        fresh = False
+        for _ in range(_RETRIES):
+            attempt = _Unsaved(fresh)
+            token = _UNSAVED.set(attempt)
+            try:
+                if not opening and not fresh and self._in_memory(account_id):
+                    account = verb()
+                else:
+                    account = await asyncio.to_thread(verb)  # may read the store
+            finally:
+                _UNSAVED.reset(token)
+            if not account.pending_events:
+                if attempt.cached:
+                    fresh = True
+                    continue
+                return account
+            try:
+                await self._group.save_async((account, along(account) if along else ()))
+            except self.conflicts:
+                if opening:
+                    raise DuplicateAccount(f"account {account.id} exists") from None
+                fresh = self._conflicted(account_id, expected_version)
+                continue
+            self._saved(account)
+            return account
+        raise ConflictingState(f"account {account_id} is changing too fast; retry")
+
+    def _save_along(self, *jobs: tuple[CustomerAccount, Sequence[object]]) -> None:
+        # One transaction for the accounts of many commands and what goes with them.
+        along = tuple(item for _, items in jobs for item in items)
+        if along:
+            self.save(*(account for account, _ in jobs), receipts=along)
+        else:
+            self.save(*(account for account, _ in jobs))
+
+    def _attempt(
+        self,
+        account_id: UUID,
+        command: Callable[[CustomerAccount], Any],
+        expected_version: int | None,
+        attempt: _Unsaved,
+    ) -> CustomerAccount:
+        """The account with the command's events pending, or the refusal."""
+        account, attempt.cached = self._for_command(account_id, expected_version, attempt.fresh)
+        if expected_version is not None and account.version != expected_version:
+            raise StaleVersion(
+                f"account {account_id} is at version {account.version}, not {expected_version}"
+            )
+        command(account)
+        return account
+
+    @staticmethod
+    def _conflicted(account_id: UUID | None, expected_version: int | None) -> bool:
+        """After a lost race: refuse a command that named its version, else retry fresh."""
+        if expected_version is not None:
+            raise StaleVersion(f"account {account_id} changed meanwhile") from None
+        return True
 
     def _exists(self, account_id: UUID) -> bool:
         return bool(self.recorder.select_events(account_id, limit=1))

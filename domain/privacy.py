@@ -43,6 +43,10 @@ class PersonalDataVault(Protocol):
         """Destroy the account's key for good; doing it twice is harmless."""
         ...
 
+    def holds(self, account_id: UUID) -> bool:
+        """Whether the account's key is at hand without reading the store."""
+        ...
+
 
 class BlindIndex(Protocol):
     """Keyed tokens of personal search terms: equal terms give equal tokens, nothing else shows."""

@@ -239,6 +239,14 @@ def reads_report_with(api: Api, role: str, name: str, query: str) -> httpx.Respo
     return read(api, role, name, dict(parse_qsl(query)))
 
 
+@when(parsers.re(ROLE + " reads the next page"), target_fixture="response")
+def reads_next_page(api: Api, role: str, response: httpx.Response) -> httpx.Response:
+    """The page at the address of the last answer's Link header, as a client follows it."""
+    address, rel = response.headers["link"].split(";")
+    assert rel.strip() == 'rel="next"'
+    return api.call(role, "GET", address.strip().removeprefix("<").removesuffix(">"))
+
+
 @when(
     parsers.re(
         ROLE + " downloads the " + REPORT + rf" from (?P<start>{DAY}) to (?P<end>{DAY}) as CSV"
@@ -310,6 +318,17 @@ def lists_accounts(response: httpx.Response, named: dict[str, Account], names: s
     wanted = [named[n] for n in names.split(", ")]
     got = [(row["account_id"], row["external_ref"]) for row in rows_of(response)]
     assert got == [(a.id, a.customer.external_ref) for a in wanted]
+
+
+@then(parsers.re(r"the page says (?P<total>\d+) accounts? (?:is|are) due in all"))
+def page_total(response: httpx.Response, total: str) -> None:
+    assert rows_of(response) is not None and response.json()["total"] == int(total)
+
+
+@then("it is the last page")
+def last_page(response: httpx.Response) -> None:
+    assert response.json()["next_cursor"] is None
+    assert "link" not in response.headers
 
 
 @then("the report shows no personal data of the customers")

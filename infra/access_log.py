@@ -2,24 +2,52 @@
 
 A read is shown only after its row is committed. Concurrent reads are written
 together (domain/group_commit.py): one transaction for many requests rather
-than a commit, and its flush to disk, for each.
+than a commit, and its flush to disk, for each. A command's answer shows the
+account it saved: its row (an `AccessRead`) commits in the transaction of the
+command's events (infra/event_store.py), so a command costs one commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
+from psycopg import Cursor
 from psycopg_pool import ConnectionPool
 
 from domain.group_commit import GroupCommit
 
-_INSERT = (
-    "INSERT INTO access_log (actor, roles, account_id, what, fields) VALUES (%s, %s, %s, %s, %s)"
-)
+_INSERT = "INSERT INTO {schema}access_log (actor, roles, account_id, what, fields) VALUES "
+_VALUES = "(%s, %s, %s, %s, %s)"
 Row = tuple[str, list[str], UUID, str, list[str]]
+
+
+class AccessRead(tuple[str, list[str], UUID, str, list[str]]):
+    """One row of the access log, to commit with the events of the account it shows."""
+
+    __slots__ = ()
+
+
+def insert_reads(cursor: Cursor[Any], rows: Sequence[Row], schema: str = "") -> None:
+    """Append rows on `cursor`, in its transaction (`schema`: quoted, or the search path).
+
+    One statement for all: executemany sends one per row.
+    """
+    if rows:
+        sql = _INSERT.format(schema=f"{schema}." if schema else "") + ", ".join(
+            [_VALUES] * len(rows)
+        )
+        cursor.execute(sql.encode(), [value for row in rows for value in row])
+
+
+def read_row(
+    actor: str, roles: Iterable[str], account_id: UUID, what: str, fields: Iterable[str]
+) -> AccessRead:
+    """The row of one read: roles and fields in order."""
+    return AccessRead((actor, sorted(roles), account_id, what, sorted(fields)))
 
 
 @dataclass(frozen=True)
@@ -47,7 +75,13 @@ class AccessLog:
         self, actor: str, roles: Iterable[str], account_id: UUID, what: str, fields: Iterable[str]
     ) -> None:
         """Append one read; returns once it is committed."""
-        self._group.save((actor, sorted(roles), account_id, what, sorted(fields)))
+        self._group.save(read_row(actor, roles, account_id, what, fields))
+
+    async def record_async(
+        self, actor: str, roles: Iterable[str], account_id: UUID, what: str, fields: Iterable[str]
+    ) -> None:
+        """As `record`, awaited on an event loop: no thread waits for the commit."""
+        await self._group.save_async(read_row(actor, roles, account_id, what, fields))
 
     def record_many(
         self,
@@ -57,13 +91,13 @@ class AccessLog:
         what: str,
     ) -> None:
         """Append one read per account, in one round trip."""
-        self._insert(*((actor, sorted(roles), a, what, sorted(f)) for a, f in reads))
+        self._insert(*(read_row(actor, roles, a, what, f) for a, f in reads))
 
     def _insert(self, *rows: Row) -> None:
         if not rows:
             return
         with self._pool.connection() as conn, conn.cursor() as cur:
-            cur.executemany(_INSERT, rows)
+            insert_reads(cur, rows)
 
     def query(
         self,

@@ -8,7 +8,8 @@ library's version. The tables themselves are eventsourcing's (`ledger_events`,
 - `LedgerRecorder`, the Ledger's application recorder (infra/ledger_store.py
   builds it). Beside eventsourcing's own work it writes the inbound receipts
   a save was given (`save(..., receipts=...)`: eventsourcing forwards a save's
-  keyword arguments to `insert_events`) on the insert transaction's cursor,
+  keyword arguments to `insert_events`), and the access-log rows given the
+  same way (infra/access_log.py `AccessRead`), on the insert transaction's cursor,
   before the events table is locked, so offsets, CloudEvent ids and events
   commit together or not at all (infra/inbound_receipts.py has the guards);
   inserts events from four plain arrays in binary rather than one array of a
@@ -61,6 +62,7 @@ from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from infra.access_log import AccessRead, insert_reads
 from infra.inbound_receipts import Receipt, ReceiptClaims
 
 
@@ -72,6 +74,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(self.datastore.schema)
+        self._schema = schema.as_string() if self.datastore.schema else ""
         self._receipts = ReceiptClaims(schema)
         table = Identifier(self.events_table_name)
         self._insert_columns = SQL(
@@ -140,9 +143,13 @@ class LedgerRecorder(PostgresApplicationRecorder):
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        receipts: Sequence[Receipt] = kwargs.get("receipts") or ()
+        # What commits with the events: inbound messages' receipts, and the
+        # access-log rows of the personal data a command's answer shows.
+        along: Sequence[object] = kwargs.get("receipts") or ()
+        receipts = [r for r in along if isinstance(r, Receipt)]
         if receipts:
             self._receipts.claim(curs, receipts)
+        insert_reads(curs, [r for r in along if isinstance(r, AccessRead)], self._schema)
         super()._insert_events(curs, stored_events, **kwargs)
 
     def _insert_stored_events(

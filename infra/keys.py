@@ -5,6 +5,12 @@ name as associated data, so a ciphertext cannot be moved to another account or
 field. Destroying a key (crypto-shredding) keeps its row with no key in it, so
 no later command can quietly create a fresh key for an erased account.
 
+Each process keeps the unwrapped keys it used last, at most
+`CRMLEDGER_KEY_CACHE_SIZE`, least recently used going first; a key found
+destroyed is kept as destroyed (None), since a destroyed key never comes back.
+`prefetch` reads many accounts' keys in one query (a page of the directory, a
+page of a rebuild).
+
 Blind-index tokens (the directory's search) are HMAC-SHA256 under a key derived
 from the master key with HKDF (info "crmledger blind index v1"), over the field
 name and one normalised search term (domain.privacy.search_terms), truncated to
@@ -48,9 +54,15 @@ class PostgresKeyVault:
     def __init__(self, pool: ConnectionPool, master_key: bytes, cache_size: int = 10_000) -> None:
         self._pool = pool
         self._master = AESGCM(master_key)
-        self._cache: OrderedDict[UUID, AESGCM] = OrderedDict()
+        # None: the key was found destroyed, which is for good.
+        self._cache: OrderedDict[UUID, AESGCM | None] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+
+    @property
+    def cache_size(self) -> int:
+        """The most keys this vault keeps in memory."""
+        return self._cache_size
 
     def encrypt(self, account_id: UUID, fields: Mapping[str, str]) -> dict[str, str]:
         """Ciphertext of each field, creating the account's key if it has none."""
@@ -68,6 +80,10 @@ class PostgresKeyVault:
             return None
         return {name: _open(key, account_id, name, value) for name, value in fields.items()}
 
+    def holds(self, account_id: UUID) -> bool:
+        """Whether the account's key (or the fact it is gone) is in memory: no query to use it."""
+        return account_id in self._cache
+
     def destroy(self, account_id: UUID) -> None:
         """Destroy the key; the row stays, empty, as the record that it was destroyed."""
         with self._pool.connection() as conn:
@@ -82,18 +98,37 @@ class PostgresKeyVault:
             self._cache.pop(account_id, None)
 
     def prefetch(self, account_ids: Iterable[UUID]) -> None:
-        """Cache the keys of these accounts in one query (a page of the directory, say)."""
+        """Cache the keys of these accounts in one query (a page of the directory, say).
+
+        The keys asked for that are cached already become the most recently
+        used, so what the query adds evicts other keys before them; ask for at
+        most `cache_size` at a time, or the first ones are gone again before
+        they are used. A destroyed key is cached as destroyed; an account with
+        no key, or a wrapped key that does not open, is left to `decrypt`,
+        which says so for that account alone.
+        """
         with self._lock:
-            missing = list({a for a in account_ids if a not in self._cache})
+            missing = []
+            for account_id in dict.fromkeys(account_ids):
+                if account_id in self._cache:
+                    self._cache.move_to_end(account_id)
+                else:
+                    missing.append(account_id)
         if not missing:
             return
         with self._pool.connection() as conn:
             rows = conn.execute(
-                "SELECT account_id, wrapped_key FROM account_keys"
-                " WHERE account_id = ANY(%s) AND wrapped_key IS NOT NULL",
+                "SELECT account_id, wrapped_key FROM account_keys WHERE account_id = ANY(%s)",
                 (missing,),
             ).fetchall()
-        keys = {a: AESGCM(self._unwrap(a, bytes(wrapped))) for a, wrapped in rows}
+        keys: dict[UUID, AESGCM | None] = {}
+        for account_id, wrapped in rows:
+            try:
+                keys[account_id] = (
+                    None if wrapped is None else AESGCM(self._unwrap(account_id, bytes(wrapped)))
+                )
+            except (InvalidTag, ValueError):
+                continue  # a damaged row: decrypt raises for this account, not for the page
         with self._lock:
             for account_id, key in keys.items():
                 self._cache[account_id] = key
@@ -102,24 +137,27 @@ class PostgresKeyVault:
 
     def _key(self, account_id: UUID, *, create: bool) -> AESGCM | None:
         with self._lock:
-            key = self._cache.get(account_id)
-            if key is not None:
+            if account_id in self._cache:
                 self._cache.move_to_end(account_id)
-                return key
+                return self._cache[account_id]
         with self._pool.connection() as conn:
+            row = None
             if create:
                 data_key = AESGCM.generate_key(bit_length=256)
-                conn.execute(
+                # One round trip for a new key; one more when a key (or its
+                # destruction) was there already, to read it.
+                row = conn.execute(
                     "INSERT INTO account_keys (account_id, wrapped_key) VALUES (%s, %s)"
-                    " ON CONFLICT (account_id) DO NOTHING",
+                    " ON CONFLICT (account_id) DO NOTHING RETURNING wrapped_key",
                     (account_id, self._wrap(account_id, data_key)),
-                )
-            row = conn.execute(
-                "SELECT wrapped_key FROM account_keys WHERE account_id = %s", (account_id,)
-            ).fetchone()
-        if row is None or row[0] is None:
+                ).fetchone()
+            if row is None:
+                row = conn.execute(
+                    "SELECT wrapped_key FROM account_keys WHERE account_id = %s", (account_id,)
+                ).fetchone()
+        if row is None:
             return None
-        key = AESGCM(self._unwrap(account_id, bytes(row[0])))
+        key = None if row[0] is None else AESGCM(self._unwrap(account_id, bytes(row[0])))
         with self._lock:
             self._cache[account_id] = key
             if len(self._cache) > self._cache_size:

@@ -24,7 +24,8 @@ Overrides of eventsourcing internals, and the tests that hold them:
 - `Repository._use_fastforward_lock` / `_disuse_fastforward_lock`, the lock
   the repository itself takes to fast-forward a cached aggregate, taken by
   `accounts` for the same
-  (tests/infra/test_ledger_batches.py::test_accounts_loads_many_at_their_current_versions).
+  (tests/infra/test_ledger_batches.py::test_accounts_loads_many_at_their_current_versions),
+  and by `_for_command` to copy a cached account for a command.
 - `Application.name` is set back to "Ledger" (a subclass would take its class
   name): it names the tables and the environment's prefix (every test).
 """
@@ -148,6 +149,43 @@ class PostgresLedger(Ledger):
                 return deepcopy(cached)
         finally:
             repository._disuse_fastforward_lock(cached.id)
+
+    def _for_command(
+        self, account_id: UUID, expected_version: int | None, fresh: bool
+    ) -> tuple[CustomerAccount, bool]:
+        # Optimistic: a command runs on the cached account as this process last
+        # saved or loaded it, without asking the store for newer events. If
+        # another process wrote since, the save conflicts on the version and
+        # the command runs again on the account as stored (`fresh`), so a rule
+        # is never judged on a stale state that gets saved. An If-Match ahead
+        # of the cache reads the store before saying "stale".
+        repository = self.repository
+        if not fresh and repository.cache is not None:
+            with suppress(KeyError):
+                cached = cast(CustomerAccount, repository.cache.get(account_id))
+                if expected_version is None or cached.version == expected_version:
+                    # Under the lock a read's fast-forward takes to move it on in place.
+                    lock = repository._use_fastforward_lock(account_id)
+                    try:
+                        with lock:
+                            return deepcopy(cached), True
+                    finally:
+                        repository._disuse_fastforward_lock(account_id)
+        return self.account(account_id), False
+
+    def _in_memory(self, account_id: UUID | None) -> bool:
+        cache = self.repository.cache
+        if account_id is None or cache is None or not self.vault.holds(account_id):
+            return False
+        try:
+            cache.get(account_id)
+        except KeyError:
+            return False
+        return True
+
+    def _saved(self, account: CustomerAccount) -> None:
+        # A copy: the caller goes on reading its own while other threads copy this one.
+        self.hand_over([deepcopy(account)])
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         # eventsourcing reloads an aggregate from the store to snapshot it at the

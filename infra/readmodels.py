@@ -6,28 +6,42 @@ ProjectedEvent here; a rebuild reads the stored state into the same event
 Contact fields stay ciphertext in the event and in the directory; they are
 decrypted here only to compute their blind-index tokens (domain.privacy), and
 the clear text goes no further. The vault caches account keys, so a batch
-reads each key at most once.
+reads each key at most once; the projector reads the keys of a poll's
+accounts, and a rebuild those of a page of the store, in one query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import orjson
 from psycopg_pool import ConnectionPool
 
 from domain.account import event_type_of
 from domain.ledger import Ledger
 from domain.privacy import SEARCHABLE_FIELDS, BlindIndex
-from infra.event_store import EventLog, plain_state
+from infra.event_store import EventLog, LogRow, plain_state
+from infra.keys import PostgresKeyVault
 from infra.settings import Settings
 from projections.catalog import READ_MODELS
 from projections.directory import DirectoryQuery, search_accounts
 from projections.events import ProjectedEvent, from_cloudevent, from_stored
 from projections.parking import FAILED, UNREADABLE, Unprojectable, is_transient, unprojectable
-from projections.reports import Report, ReportScope, Rows, report_scope, run_report
+from projections.reports import (
+    Page,
+    Paged,
+    Report,
+    ReportScope,
+    Rows,
+    report_scope,
+    run_page,
+    run_report,
+)
 from projections.store import Outcome, ReadModelStore, Retried
 
 # Account ids remembered as UUIDs by the projector's reading, before it starts over.
@@ -64,6 +78,33 @@ class ReadModels:
             tokens = self._tokens(account_id, cipher)
         return from_cloudevent(message, self.zone, tokens, account_id)
 
+    def prefetch_keys(self, messages: Iterable[bytes | None]) -> None:
+        """Read in one query the keys of the accounts whose outbound messages carry personal data.
+
+        The projector calls it with a poll's messages before it reads them one
+        by one (`projected`), so their tokens take no key query each. Only the
+        messages holding a "customer" field are decoded here; at most half the
+        key cache is read, the accounts after that left to `projected`.
+        """
+        vault = self.ledger.vault
+        if not isinstance(vault, PostgresKeyVault):
+            return
+        limit = max(1, vault.cache_size // 2)
+        wanted: dict[UUID, None] = {}
+        for value in messages:
+            if not value or b'"customer"' not in value:
+                continue
+            try:
+                message = orjson.loads(value)
+                if message["data"]["customer"]:
+                    wanted[UUID(str(message["subject"]))] = None
+            except (ValueError, TypeError, KeyError):
+                continue  # what is wrong with it is `projected`'s to say, for it alone
+            if len(wanted) == limit:
+                break
+        if wanted:
+            vault.prefetch(wanted)
+
     def replay(self, after: int = 0, page: int = 5000) -> Iterator[ProjectedEvent]:
         """Every stored event after `after`, in store order, as the projector sees it.
 
@@ -81,37 +122,65 @@ class ReadModels:
 
         Read straight from the stored JSON (no CloudEvent in between) through
         one server-side cursor, `page` rows a fetch, which gives the same
-        events several times faster. An event that cannot be read (its bytes
-        do not decode, a value is out of range) comes as an Unprojectable, so a
-        rebuild parks it and goes on.
+        events several times faster. The events are read a page at a time:
+        the keys of the page's accounts whose events carry personal data come
+        in one query (`PostgresKeyVault.prefetch`), not one an account, and a
+        page holds at most half the key cache's rows, so its keys fit with
+        room to spare. An event that cannot be read (its bytes do not decode,
+        a value is out of range) comes as an Unprojectable, so a rebuild parks
+        it and goes on; an outage is raised.
         """
         types: dict[str, str] = {}
+        vault = self.ledger.vault
+        prefetch = vault.prefetch if isinstance(vault, PostgresKeyVault) else None
+        if prefetch is not None:
+            page = max(1, min(page, vault.cache_size // 2))
+        with self._pool.connection() as conn:
+            rows = self._log.stream(conn, after, page)
+            while chunk := list(islice(rows, page)):
+                decoded = self._decoded(chunk, types)
+                if prefetch is not None:
+                    prefetch(d.account_id for d in decoded if isinstance(d, _Decoded) and d.cipher)
+                for d in decoded:
+                    yield self._projected(d) if isinstance(d, _Decoded) else d
+
+    def _decoded(self, rows: list[LogRow], types: dict[str, str]) -> list[_Decoded | Unprojectable]:
+        """Each stored row decoded, or what to park for a row that cannot be."""
+        out: list[_Decoded | Unprojectable] = []
         # An account's events come in runs: build its UUID once per run, not per event.
         last_text, last_id = "", UUID(int=0)
-        zone = self.zone
-        with self._pool.connection() as conn:
-            for position, account_text, version, topic, stored in self._log.stream(
-                conn, after, page
-            ):
-                reason = UNREADABLE
-                try:
-                    if account_text != last_text:
-                        last_text, last_id = account_text, UUID(account_text)
-                    event_type = types.get(topic)
-                    if event_type is None:
-                        event_type = types[topic] = event_type_of(topic)
-                    state = plain_state(stored)
-                    reason = FAILED
-                    cipher = state.get("customer")
-                    tokens = self._tokens(last_id, cipher) if cipher else None
-                    event = from_stored(position, last_id, version, event_type, state, zone, tokens)
-                except Exception as e:
-                    if is_transient(e):
-                        raise
-                    kind = topic.rsplit(".", 1)[-1]
-                    yield unprojectable(position, _uuid(account_text), kind, e, reason)
-                    continue
-                yield event
+        for position, account_text, version, topic, stored in rows:
+            reason = UNREADABLE
+            try:
+                if account_text != last_text:
+                    last_text, last_id = account_text, UUID(account_text)
+                event_type = types.get(topic)
+                if event_type is None:
+                    event_type = types[topic] = event_type_of(topic)
+                state = plain_state(stored)
+                reason = FAILED
+                cipher = state.get("customer")
+            except Exception as e:
+                if is_transient(e):
+                    raise
+                kind = topic.rsplit(".", 1)[-1]
+                out.append(unprojectable(position, _uuid(account_text), kind, e, reason))
+                continue
+            out.append(_Decoded(position, last_id, version, topic, event_type, state, cipher))
+        return out
+
+    def _projected(self, d: _Decoded) -> ProjectedEvent | Unprojectable:
+        """The decoded row as the projector sees it, or what to park if it cannot be."""
+        try:
+            tokens = self._tokens(d.account_id, d.cipher) if d.cipher else None
+            return from_stored(
+                d.position, d.account_id, d.version, d.event_type, d.state, self.zone, tokens
+            )
+        except Exception as e:
+            if is_transient(e):
+                raise
+            kind = d.topic.rsplit(".", 1)[-1]
+            return unprojectable(d.position, d.account_id, kind, e, FAILED)
 
     def event_at(self, position: int) -> ProjectedEvent | Unprojectable:
         """The stored event at `position` as the projector sees it, or what to park instead."""
@@ -135,6 +204,14 @@ class ReadModels:
         scope = report_scope(report, segments=settings.segments, zone=settings.timezone, **filters)
         with self._pool.connection() as conn:
             return scope, run_report(conn, settings.readmodel_schema, report, scope)
+
+    def report_page(self, report: Report, page: Page, **filters: Any) -> tuple[ReportScope, Paged]:
+        """One page of a paged report (accounts-due-for-review): its checked parameters and
+        the page, as `report` checks and reads them."""
+        settings = self.settings
+        scope = report_scope(report, segments=settings.segments, zone=settings.timezone, **filters)
+        with self._pool.connection() as conn:
+            return scope, run_page(conn, settings.readmodel_schema, report, scope, page)
 
     def directory(self, q: str | None, *, personal: bool, **filters: Any) -> list[dict[str, Any]]:
         """Directory rows matching `q` and the filters (search_accounts'), contact fields sealed.
@@ -199,6 +276,19 @@ class ReadModels:
         if progress:
             progress(outcome.events % 1000)
         return outcome
+
+
+@dataclass(slots=True)
+class _Decoded:
+    """A stored row decoded: what reading it into a ProjectedEvent needs."""
+
+    position: int
+    account_id: UUID
+    version: int
+    topic: str
+    event_type: str
+    state: dict[str, Any]
+    cipher: Any  # the event's "customer" field, if any: ciphertext of personal fields
 
 
 def _uuid(text: str) -> UUID | None:

@@ -16,6 +16,9 @@ beside the table they change.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from psycopg_pool import ConnectionPool
 
 # Statements per table, in creation order; `{schema}` is the ledger's schema.
@@ -236,6 +239,22 @@ def ddl(schema: str, *tables: str) -> str:
     chosen = tables or tuple(TABLES)
     body = "".join(TABLES[name] for name in chosen)
     return f"CREATE SCHEMA IF NOT EXISTS {schema};\n" + body.format(schema=schema)
+
+
+@contextmanager
+def ddl_lock(pool: ConnectionPool) -> Iterator[None]:
+    """One process at a time in the block: for DDL that takes no lock of its own.
+
+    Processes started together (compose starts every role at once) would run
+    eventsourcing's CREATE TABLE and CREATE OR REPLACE FUNCTION at the same
+    moment, and collide ("tuple concurrently updated", a duplicate type).
+    """
+    with pool.connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext('crmledger-ddl-store'))")
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext('crmledger-ddl-store'))")
 
 
 def create_tables(pool: ConnectionPool, schema: str, *tables: str) -> None:

@@ -18,7 +18,7 @@ from infra.keys import HmacBlindIndex, PostgresKeyVault, blind_index_key
 from infra.ledger_store import PostgresLedger
 from infra.merkle_tree import LedgerTree
 from infra.readmodels import ReadModels
-from infra.schema import create_tables
+from infra.schema import create_tables, ddl_lock
 from infra.secrets import jwt_secret, master_key, signing_key
 from infra.settings import Settings
 from infra.verifier import BrokenAccounts
@@ -72,11 +72,12 @@ def bootstrap(settings: Settings | None = None, roles: Collection[str] | None = 
     create_tables(pool, settings.database_schema)
     vault = PostgresKeyVault(pool, key, cache_size=settings.key_cache_size)
     install_canonical_json()
-    ledger = PostgresLedger(
-        event_store_env(url, settings, size=budget.store),
-        vault=vault,
-        segments=frozenset(settings.segments),
-    )
+    with ddl_lock(pool):  # eventsourcing creates its tables here, unguarded
+        ledger = PostgresLedger(
+            event_store_env(url, settings, size=budget.store),
+            vault=vault,
+            segments=frozenset(settings.segments),
+        )
     integrity = BrokenAccounts(pool, settings.database_schema)
     integrity.create()
     readmodels = ReadModels(ledger, pool, settings, HmacBlindIndex(blind_index_key(key)))

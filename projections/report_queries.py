@@ -9,8 +9,9 @@ projections/reports.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from psycopg import Connection
 from psycopg.rows import dict_row
@@ -90,25 +91,84 @@ def accounts_summary(conn: Connection, schema: str, scope: ReportScope) -> Rows:
     return _query(conn, sql, schema, params | span_params(scope.start, scope.end))
 
 
-def accounts_due_for_review(conn: Connection, schema: str, scope: ReportScope) -> Rows:
-    """Open accounts whose details were last updated or confirmed `days` or more before `end`.
-
-    Only what staff need to follow up; no personal field. Erased accounts are
-    left out: they have no details left to confirm.
-    """
-    filters, params = _filters(scope)
-    # The first bound, a day wider than the exact test after it, lets the
-    # accounts_due index give the rows in order (a day's length changes with DST).
-    sql = f"""
-    SELECT account_id, external_ref, segment, channel, details_current_at
+# The accounts due for review: open, unerased, details last current `days` or more before
+# `end`, in the order of the accounts_due index. The first bound, a day wider than the exact
+# test after it, lets the index give the rows in order (a day's length changes with DST).
+DUE_COLUMNS = "account_id, external_ref, segment, channel, details_current_at"
+DUE_FROM = """
     FROM {{rm}}.accounts
     WHERE status = 'open' AND NOT erased
       AND details_current_at < ((%(cutoff)s::date + 1)::timestamp AT TIME ZONE %(zone)s)
       AND (details_current_at AT TIME ZONE %(zone)s)::date < %(cutoff)s {filters}
-    ORDER BY details_current_at, account_id
+"""
+DUE_ORDER = " ORDER BY details_current_at, account_id"
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a paged report: at most `limit` rows, after the row whose key is `after`.
+
+    A key is (details_current_at, account_id) for the accounts due: the order of
+    the accounts_due index, so a page is read from the index where the last one
+    stopped, never counted off from the start (no OFFSET).
     """
+
+    limit: int
+    after: tuple[datetime, UUID] | None = None
+
+
+@dataclass(frozen=True)
+class Paged:
+    """One page of a paged report: its rows, the key of its last row when more follow
+    (None on the last page) and how many rows the whole report has."""
+
+    rows: Rows
+    next_key: tuple[datetime, UUID] | None
+    total: int
+
+
+def _due(scope: ReportScope) -> tuple[str, dict[str, Any]]:
+    filters, params = _filters(scope)
     cutoff = scope.end - timedelta(days=scope.days)
-    return _query(conn, sql, schema, params | {"zone": scope.zone, "cutoff": cutoff})
+    return DUE_FROM.format(filters=filters), params | {"zone": scope.zone, "cutoff": cutoff}
+
+
+def accounts_due_for_review(conn: Connection, schema: str, scope: ReportScope) -> Rows:
+    """Open accounts whose details were last updated or confirmed `days` or more before `end`.
+
+    Only what staff need to follow up; no personal field. Erased accounts are
+    left out: they have no details left to confirm. Every one, stalest first
+    (the downloads' export); accounts_due_page reads them a page at a time.
+    """
+    where, params = _due(scope)
+    return _query(conn, f"SELECT {DUE_COLUMNS} {where} {DUE_ORDER}", schema, params)
+
+
+def accounts_due_page(conn: Connection, schema: str, scope: ReportScope, page: Page) -> Paged:
+    """One page of accounts_due_for_review's rows, in its order, and how many there are.
+
+    A row more than the page is read, to know whether another page follows.
+    The count reads the accounts_due index alone (its columns are in it), and
+    is skipped when a first page holds them all.
+    """
+    where, params = _due(scope)
+    keyset = ""
+    fetch: dict[str, Any] = {"fetch": page.limit + 1}
+    if page.after is not None:
+        keyset = " AND (details_current_at, account_id) > (%(after_at)s, %(after_id)s)"
+        fetch |= {"after_at": page.after[0], "after_id": page.after[1]}
+    sql = f"SELECT {DUE_COLUMNS} {where}{keyset} {DUE_ORDER} LIMIT %(fetch)s"
+    rows = _query(conn, sql, schema, params | fetch)
+    more = len(rows) > page.limit
+    del rows[page.limit :]
+    if page.after is None and not more:
+        total = len(rows)
+    else:
+        (count,) = _query(conn, f"SELECT count(*) AS total {where}", schema, params)
+        total = count["total"]
+    last = rows[-1] if more else None
+    next_key = (last["details_current_at"], last["account_id"]) if last else None
+    return Paged(rows, next_key, total)
 
 
 def segment_analysis(conn: Connection, schema: str, scope: ReportScope) -> Rows:

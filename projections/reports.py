@@ -6,6 +6,11 @@ row, keys as its columns), so the API and the command line can write any of
 them as JSON, CSV or a table. Ranges are [start, end) in days
 of the reporting time zone; a periodic report's first and last periods are
 cut to the range, so each row says exactly which days it covers.
+
+A report that can run to tens of thousands of rows (the accounts due for
+review: one a due account) is also `paged`: read a Page at a time, by keyset
+on its own order, DEFAULT_PAGE rows unless asked (at most MAX_PAGE), with the
+count of all. Its `run` still gives every row, for the downloads that export it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from psycopg import Connection
@@ -23,9 +29,12 @@ from projections.report_queries import (
     DEFAULT_REVIEW_DAYS,
     SALES_COLUMNS,
     SERVICE_KPIS,
+    Page,
+    Paged,
     ReportScope,
     Rows,
     accounts_due_for_review,
+    accounts_due_page,
     accounts_summary,
     financial_summary,
     segment_analysis,
@@ -41,6 +50,10 @@ DEFAULT_RANGE_DAYS = 90
 MAX_PERIODS = 3660
 EARLIEST = date(1900, 1, 1)
 LATEST = date(9000, 1, 1)
+# A paged report's page: the rows a page holds unless asked, and the most it may hold. A
+# page of 5,000 rows costs about what the slowest other report does (some 50 to 80 ms).
+DEFAULT_PAGE = 500
+MAX_PAGE = 5000
 
 
 class UnknownReport(NotFound):
@@ -54,7 +67,8 @@ class Report:
     """A report: who reads it (the design's table), its query and its columns.
 
     `options` names the parameters only this report takes (`split`, `days`);
-    `periodic` reports have a row per period.
+    `periodic` reports have a row per period; `paged` reads one Page of the
+    rows (a report that has it is read a page at a time, `run` exports all).
     """
 
     name: str
@@ -64,6 +78,7 @@ class Report:
     columns: tuple[str, ...]
     periodic: bool = False
     options: frozenset[str] = frozenset()
+    paged: Callable[[Connection, str, ReportScope, Page], Paged] | None = None
 
     def columns_for(self, scope: ReportScope) -> tuple[str, ...]:
         """The columns of this report's rows for `scope` (a split adds its own)."""
@@ -91,6 +106,7 @@ REPORTS: dict[str, Report] = {
             accounts_due_for_review,
             ("account_id", "external_ref", "segment", "channel", "details_current_at"),
             options=frozenset({"days"}),
+            paged=accounts_due_page,
         ),
         Report(
             "segment-analysis",
@@ -173,6 +189,39 @@ def run_report(conn: Connection, schema: str, report: Report, scope: ReportScope
     """
     conn.execute("SET LOCAL jit = off")
     return report.run(conn, schema, scope)
+
+
+class NotPaged(InvalidCommand):
+    """A limit or a cursor given to a report that is not read a page at a time."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__(f"the {report.name} report is not paged: it takes no limit or cursor")
+
+
+def run_page(
+    conn: Connection, schema: str, report: Report, scope: ReportScope, page: Page
+) -> Paged:
+    """One page of a paged `report` for `scope` (JIT off, as run_report)."""
+    if report.paged is None:
+        raise NotPaged(report)
+    conn.execute("SET LOCAL jit = off")
+    return report.paged(conn, schema, scope, page)
+
+
+def page_asked(
+    report: Report, limit: int | None = None, after: tuple[datetime, UUID] | None = None
+) -> Page:
+    """The page of a paged `report` asked for: `limit` rows (DEFAULT_PAGE when None) after the
+    row keyed `after` (from the first when None).
+
+    NotPaged (an InvalidCommand) for a report that is not paged, InvalidCommand
+    for a limit outside 1 to MAX_PAGE.
+    """
+    if report.paged is None:
+        raise NotPaged(report)
+    if limit is not None and not 1 <= limit <= MAX_PAGE:
+        raise InvalidCommand(f"limit must be between 1 and {MAX_PAGE}; got {limit}")
+    return Page(DEFAULT_PAGE if limit is None else limit, after)
 
 
 # ---- parameters -------------------------------------------------------------------------

@@ -74,3 +74,56 @@ def test_report_refuses_bad_input_with_exit_2(
     result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 2
     assert says in result.output
+
+
+DUE_30 = ["report", "accounts-due-for-review", "--to", "2026-05-01", "--days", "30"]
+
+
+def refs_in(output: str) -> list[str]:
+    """The external references of a due-for-review table, in order."""
+    return [ref for line in output.splitlines() for ref in ("E", "F", "A") if f"│ {ref} " in line]
+
+
+def test_report_prints_the_accounts_due_a_page_at_a_time(env: dict[str, str]) -> None:
+    runner = CliRunner()
+    first = runner.invoke(app, [*DUE_30, "--limit", "2"], env=env)
+    assert first.exit_code == 0, first.output
+    assert refs_in(first.output) == ["E", "F"]
+    said = first.output.strip().splitlines()[-1]
+    assert said.startswith("2 of 3 rows; next page: --cursor ")
+    cursor = said.rsplit(" ", 1)[1]
+    last = runner.invoke(app, [*DUE_30, "--limit", "2", "--cursor", cursor], env=env)
+    assert last.exit_code == 0, last.output
+    assert refs_in(last.output) == ["A"]
+    assert last.output.strip().splitlines()[-1] == "1 of 3 rows; the last page"
+    # JSON: the API's document, paging fields included; CSV: the page, the cursor on stderr.
+    as_json = json.loads(runner.invoke(app, [*DUE_30, "--limit", "2", "--format", "json"],
+                                       env=env).stdout)  # fmt: skip
+    assert (as_json["total"], as_json["limit"], as_json["next_cursor"]) == (3, 2, cursor)
+    as_csv = runner.invoke(app, [*DUE_30, "--limit", "2", "--format", "csv"], env=env)
+    assert [line.split(",")[1] for line in as_csv.stdout.splitlines()[1:]] == ["E", "F"]
+    assert f"--cursor {cursor}" in as_csv.stderr and cursor not in as_csv.stdout
+    # --all: every row, as the export it is.
+    every = runner.invoke(app, [*DUE_30, "--all", "--format", "csv"], env=env)
+    assert [line.split(",")[1] for line in every.stdout.splitlines()[1:]] == ["E", "F", "A"]
+    assert every.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([*DUE_30, "--cursor", "not-a-cursor"], "cursor is not one this API gave"),
+        ([*DUE_30, "--limit", "0"], "limit must be between 1 and 5000"),
+        ([*DUE_30, "--limit", "5001"], "limit must be between 1 and 5000"),
+        ([*DUE_30, "--all", "--limit", "10"], "--all prints every row"),
+        (["report", "service-kpis", "--limit", "10"], "is not paged"),
+        (["report", "service-kpis", "--cursor", "abc"], "is not paged"),
+        (["report", "service-kpis", "--all"], "is not paged"),
+    ],
+)
+def test_report_refuses_bad_paging_with_exit_2(
+    env: dict[str, str], args: list[str], says: str
+) -> None:
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 2, result.output
+    assert says in result.output

@@ -59,9 +59,9 @@ def _show(
 
 
 @router.post("", response_model=AccountOut, status_code=201)
-def open_account(body: OpenAccount, cmd: Manage) -> AccountOut:
+async def open_account(body: OpenAccount, cmd: Manage) -> AccountOut:
     """Open an account for a customer."""
-    return cmd.account(
+    return await cmd.account(
         "open",
         lambda: cmd.ledger.open_account(
             external_ref=body.external_ref,
@@ -156,48 +156,50 @@ def read_account(
 
 
 @router.patch("/{account_id}", response_model=AccountOut)
-def update_details(account_id: UUID, body: UpdateDetails, cmd: Manage) -> AccountOut:
+async def update_details(account_id: UUID, body: UpdateDetails, cmd: Manage) -> AccountOut:
     """Update the customer's personal details (If-Match: the version you read)."""
-    return cmd.apply(
+    return await cmd.apply(
         "update", cmd.ledger.update_details, account_id, body.customer.fields(), body=body
     )
 
 
 @router.post("/{account_id}/confirm-details", response_model=AccountOut)
-def confirm_details(
+async def confirm_details(
     account_id: UUID, cmd: Manage, body: ConfirmDetails | None = None
 ) -> AccountOut:
     """Record that the customer confirmed their details are still right."""
     b = body or ConfirmDetails()
-    return cmd.apply("confirm-details", cmd.ledger.confirm_details, account_id, body=b)
+    return await cmd.apply("confirm-details", cmd.ledger.confirm_details, account_id, body=b)
 
 
 @router.post("/{account_id}/segment", response_model=AccountOut)
-def change_segment(account_id: UUID, body: ChangeSegment, cmd: Manage) -> AccountOut:
+async def change_segment(account_id: UUID, body: ChangeSegment, cmd: Manage) -> AccountOut:
     """Move the account to another customer segment."""
-    return cmd.apply("segment", cmd.ledger.change_segment, account_id, body.segment, body=body)
+    return await cmd.apply(
+        "segment", cmd.ledger.change_segment, account_id, body.segment, body=body
+    )
 
 
 @router.post("/{account_id}/plan", response_model=AccountOut)
-def change_plan(account_id: UUID, body: ChangePlan, cmd: Manage) -> AccountOut:
+async def change_plan(account_id: UUID, body: ChangePlan, cmd: Manage) -> AccountOut:
     """Move the account to another service plan."""
-    return cmd.apply("plan", cmd.ledger.change_plan, account_id, body.service_plan, body=body)
+    return await cmd.apply("plan", cmd.ledger.change_plan, account_id, body.service_plan, body=body)
 
 
 @router.post("/{account_id}/close", response_model=AccountOut)
-def close_account(account_id: UUID, body: CloseAccount, cmd: Manage) -> AccountOut:
+async def close_account(account_id: UUID, body: CloseAccount, cmd: Manage) -> AccountOut:
     """Close the account; afterwards it takes no command except erase."""
     # The close reason is also the event's metadata reason: one reason, given once.
-    return cmd.apply(
+    return await cmd.apply(
         "close", cmd.ledger.close_account, account_id, body.reason, body.note, body=body
     )
 
 
 @router.post("/{account_id}/activities", response_model=AccountOut, status_code=201)
-def record_activity(account_id: UUID, body: ActivityIn, cmd: Record) -> AccountOut:
+async def record_activity(account_id: UUID, body: ActivityIn, cmd: Record) -> AccountOut:
     """Record one service activity: purchase, refund, visit, inquiry, complaint, feedback."""
     activity = to_activity(body)
-    return cmd.apply(
+    return await cmd.apply(
         "activity", cmd.ledger.record_activity, account_id, activity, body=body, status=201
     )
 
@@ -229,10 +231,10 @@ def personal_data(account_id: UUID, user: PrivacyOfficer, services: ServicesDep)
 
 
 @router.post("/{account_id}/erase", response_model=EraseOut)
-def erase(account_id: UUID, cmd: Erase, body: EraseAccount | None = None) -> EraseOut:
+async def erase(account_id: UUID, cmd: Erase, body: EraseAccount | None = None) -> EraseOut:
     """Erase the customer's personal data (crypto-shredding); the history stays."""
     b = body or EraseAccount()
-    return cmd.erase(
+    return await cmd.erase(
         account_id,
         lambda: cmd.ledger.erase(account_id, b.reason, cmd.when(b.occurred_at), cmd.meta(b.reason)),
     )

@@ -126,6 +126,23 @@ Feature: Each department reads the reports of its own business
     When customer service reads the "accounts-due-for-review" report up to 2026-05-01 for 30 days
     Then the report lists the accounts of "Eve, Fay, Ada"
 
+  Scenario: Customer service works through the accounts due for review a page at a time
+    Given these accounts were opened
+      | customer | segment  | channel | opened on  |
+      | Eve      | silver   | store   | 2025-01-10 |
+      | Fay      | standard | phone   | 2025-02-01 |
+      | Gus      | gold     | online  | 2025-02-15 |
+      | Ada      | gold     | store   | 2026-03-05 |
+      | Bea      | silver   | app     | 2026-04-20 |
+    And the read models are up to date
+    When customer service reads the "accounts-due-for-review" report with to=2026-05-01&days=30&limit=2
+    Then the report lists the accounts of "Eve, Fay"
+    And the page says 4 accounts are due in all
+    When customer service reads the next page
+    Then the report lists the accounts of "Gus, Ada"
+    And the page says 4 accounts are due in all
+    And it is the last page
+
   Scenario: Finance reads turnover and profit by store and currency
     Given these accounts were opened
       | customer | segment | channel | opened on  |

@@ -344,7 +344,7 @@ def test_the_openapi_lists_the_problems_each_route_can_answer(client: TestClient
         "422",
     }
     assert problems("/v1/accounts/{account_id}/history", "get") == every | {"404", "409", "422"}
-    assert problems("/v1/reports/{name}", "get") == every | {"404", "422"}
+    assert problems("/v1/reports/{name}", "get") == every | {"400", "404", "422"}
     assert problems("/v1/guidelines", "put") == every | {"400", "413", "422"}
     assert problems("/v1/audit/events", "get") == every | {"422"}
     assert problems("/healthz", "get") == {"500"}

@@ -6,24 +6,29 @@ tests/projections/history.py, so figures are exact whatever else the session wro
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import MATRIX, ROLES, report_permission
+from api.views import encode_cursor, encode_page_cursor
 from projections.reports import REPORTS
 from tests.projections import history
 from tests.support import own_ledger
 
 APRIL = {"from": "2026-04-01", "to": "2026-05-01"}
 PROBLEM = "application/problem+json"
+HK = ZoneInfo("Asia/Hong_Kong")
 Auth = Callable[..., dict[str, str]]
 
 
@@ -360,3 +365,189 @@ def test_every_period_works_on_every_report_as_json_and_csv(
     if report.periodic:
         assert totals["day"] == totals["week"] == totals["month"] == totals["quarter"]
         assert any(totals["quarter"].values()), totals
+
+
+# ---- the accounts due for review, a page at a time -----------------------------------------
+
+DUE = "/v1/reports/accounts-due-for-review"
+DUE_30 = {**APRIL, "days": "30"}  # E, F and A, stalest first
+DOCUMENT = {"report", "title", "from", "to", "period", "segment", "channel", "split", "days"}
+DOCUMENT |= {"columns", "rows"}
+
+
+def next_link(response: Any) -> str | None:
+    """The address of the Link header's next page, or None without one."""
+    link = response.headers.get("link")
+    if link is None:
+        return None
+    address, rel = link.split(";")
+    assert rel.strip() == 'rel="next"' and address.startswith("<") and address.endswith(">")
+    return address[1:-1]
+
+
+def test_due_for_review_pages_oldest_first_and_each_account_once(
+    api: TestClient, auth: Auth
+) -> None:
+    headers = auth("customer_service")
+    first = api.get(DUE, params={**DUE_30, "limit": "2"}, headers=headers)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert set(body) == DOCUMENT | {"limit", "total", "next_cursor"}
+    assert [r["external_ref"] for r in body["rows"]] == ["E", "F"]
+    assert (body["limit"], body["total"], body["days"]) == (2, 3, 30)
+    # The next page: by the cursor, or at the Link header's address (the same request on).
+    address = next_link(first)
+    assert address is not None and address.startswith(f"{DUE}?")
+    by_cursor = api.get(DUE, params={**DUE_30, "limit": "2", "cursor": body["next_cursor"]},
+                        headers=headers)  # fmt: skip
+    by_link = api.get(address, headers=headers)
+    for second in (by_cursor, by_link):
+        assert second.status_code == 200, second.text
+        page = second.json()
+        assert [r["external_ref"] for r in page["rows"]] == ["A"]
+        assert (page["total"], page["next_cursor"]) == (3, None)
+        assert "link" not in second.headers
+    # A page of one, three times; the default page holds them all.
+    seen, cursor = [], None
+    for _ in range(3):
+        params = {**DUE_30, "limit": "1"} | ({"cursor": cursor} if cursor else {})
+        page = api.get(DUE, params=params, headers=headers).json()
+        seen += [r["external_ref"] for r in page["rows"]]
+        cursor = page["next_cursor"]
+    assert (seen, cursor) == (["E", "F", "A"], None)
+    whole = api.get(DUE, params=DUE_30, headers=headers)
+    assert [r["external_ref"] for r in whole.json()["rows"]] == ["E", "F", "A"]
+    assert (whole.json()["limit"], whole.json()["next_cursor"]) == (500, None)
+    assert "link" not in whole.headers
+
+
+def test_due_for_review_csv_is_the_same_page_with_the_next_in_a_link_header(
+    api: TestClient, auth: Auth
+) -> None:
+    headers = auth("customer_service")
+    first = api.get(DUE, params={**DUE_30, "limit": "2", "format": "csv"}, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.headers["content-type"] == "text/csv; charset=utf-8"
+    assert first.headers["content-disposition"].startswith("attachment; filename=")
+    header, *rows = list(csv.reader(io.StringIO(first.text)))
+    assert header == ["account_id", "external_ref", "segment", "channel", "details_current_at"]
+    assert [row[1] for row in rows] == ["E", "F"]
+    address = next_link(first)
+    assert address is not None and "format=csv" in address and "limit=2" in address
+    last = api.get(address, headers=headers)
+    assert [row[1] for row in list(csv.reader(io.StringIO(last.text)))[1:]] == ["A"]
+    assert next_link(last) is None
+
+
+def test_the_other_reports_are_not_paged(api: TestClient, auth: Auth) -> None:
+    for name in sorted(set(REPORTS) - {"accounts-due-for-review"}):
+        response = api.get(f"/v1/reports/{name}", params=APRIL, headers=auth("auditor"))
+        assert set(response.json()) == DOCUMENT, name
+        assert "link" not in response.headers
+        for extra in ({"limit": "10"}, {"cursor": "abc"}, {"limit": "1", "format": "csv"}):
+            refused = api.get(f"/v1/reports/{name}", params={**APRIL, **extra},
+                              headers=auth("auditor"))  # fmt: skip
+            assert "is not paged: it takes no limit or cursor" in problem(refused, 422)["detail"]
+    listed = {
+        r["name"]: r for r in api.get("/v1/reports", headers=auth("auditor")).json()["reports"]
+    }
+    assert listed["accounts-due-for-review"]["options"] == ["cursor", "days", "limit"]
+    assert listed["service-kpis"]["options"] == ["split"]
+
+
+@pytest.mark.parametrize(
+    "limit", ["0", "-1", "5001", "99999999999999999999999999", "many", "1.5", "1e3", ""]
+)
+def test_a_limit_not_from_1_to_5000_is_a_422(api: TestClient, auth: Auth, limit: str) -> None:
+    response = api.get(DUE, params={**DUE_30, "limit": limit}, headers=auth("customer_service"))
+    body = problem(response, 422)
+    assert body["type"] == "urn:crmledger:problem:invalid-request"
+    assert "limit" in body["detail"]
+
+
+def test_the_largest_page_is_5000(api: TestClient, auth: Auth) -> None:
+    response = api.get(DUE, params={**DUE_30, "limit": "5000"}, headers=auth("customer_service"))
+    assert response.status_code == 200 and response.json()["limit"] == 5000
+
+
+def _raw_cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def tampered(cursor: str) -> dict[str, str]:
+    """Cursors this API never gave for the due report, each made from a real one."""
+    name, moment, account_id = base64.urlsafe_b64decode(cursor).decode().split("|")
+    at = datetime.fromisoformat(moment)
+    return {
+        "not base64": "not a cursor!",
+        "one character more": cursor[:10] + "!" + cursor[10:],
+        "padded": cursor + "==",
+        "truncated": cursor[:-4],
+        "non-ascii": cursor[:-1] + "é",
+        "the directory's": encode_cursor(at, UUID(account_id)),
+        "another report's": encode_page_cursor("accounts-summary", (at, UUID(account_id))),
+        "no report": _raw_cursor(f"{moment}|{account_id}"),
+        "a fourth part": _raw_cursor(f"{name}|{moment}|{account_id}|x"),
+        "a naive moment": _raw_cursor(f"{name}|{at.replace(tzinfo=None).isoformat()}|{account_id}"),
+        "another offset": _raw_cursor(f"{name}|{at.astimezone(HK).isoformat()}|{account_id}"),
+        "not a moment": _raw_cursor(f"{name}|yesterday|{account_id}"),
+        "year 0": _raw_cursor(f"{name}|0000-12-31T00:00:00+00:00|{account_id}"),
+        "overflowing UTC": _raw_cursor(f"{name}|0001-01-01T00:00:00+05:00|{account_id}"),
+        "not an id": _raw_cursor(f"{name}|{moment}|{account_id[:-1]}"),
+        "an id in braces": _raw_cursor(f"{name}|{moment}|{{{account_id}}}"),
+        "bytes not UTF-8": base64.urlsafe_b64encode(b"\xff\xfe|\x00").decode(),
+        "empty parts": _raw_cursor("||"),
+    }
+
+
+def test_a_cursor_this_api_did_not_give_is_a_400_problem(api: TestClient, auth: Auth) -> None:
+    headers = auth("customer_service")
+    real = api.get(DUE, params={**DUE_30, "limit": "1"}, headers=headers).json()["next_cursor"]
+    for why, cursor in tampered(real).items():
+        response = api.get(DUE, params={**DUE_30, "cursor": cursor}, headers=headers)
+        body = problem(response, 400)
+        assert body["type"] == "urn:crmledger:problem:bad-request", why
+        assert "cursor is not one this API gave" in body["detail"], why
+        csv_too = api.get(DUE, params={**DUE_30, "cursor": cursor, "format": "csv"},
+                          headers=headers)  # fmt: skip
+        problem(csv_too, 400)
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"cursor": "\x00"}, 422),
+        ({"cursor": "abc\x00def"}, 422),
+        ({"limit": "\x00"}, 422),
+        ({"limit": "1\x00"}, 422),
+        ({"cursor": "A" * 201}, 422),
+        ({"cursor": "A" * 60_000}, 422),  # about as long as an address may be
+        ({"limit": "9" * 10_000}, 422),
+    ],
+)
+def test_nul_bytes_and_huge_values_in_the_paging_parameters_are_refused(
+    api: TestClient, auth: Auth, params: dict[str, str], status: int
+) -> None:
+    response = api.get(DUE, params={**DUE_30, **params}, headers=auth("customer_service"))
+    problem(response, status)
+
+
+def test_a_cursor_at_the_ends_of_time_reads_a_page(api: TestClient, auth: Auth) -> None:
+    headers = auth("customer_service")
+    name, anyone = "accounts-due-for-review", UUID(int=0)
+    earliest = encode_page_cursor(name, (datetime(1, 1, 1, tzinfo=UTC), anyone))
+    latest = encode_page_cursor(name, (datetime(9999, 12, 31, 23, 59, 59, 999999, UTC), anyone))
+    before = api.get(DUE, params={**DUE_30, "cursor": earliest}, headers=headers)
+    assert [r["external_ref"] for r in before.json()["rows"]] == ["E", "F", "A"]
+    after = api.get(DUE, params={**DUE_30, "cursor": latest}, headers=headers).json()
+    assert (after["rows"], after["total"], after["next_cursor"]) == ([], 3, None)
+
+
+def test_the_openapi_document_names_the_paging_parameters_and_the_400(api: TestClient) -> None:
+    operation = api.get("/openapi.json").json()["paths"]["/v1/reports/{name}"]["get"]
+    params = {p["name"]: p for p in operation["parameters"]}
+    limit = params["limit"]["schema"]["anyOf"][0]
+    assert (limit["minimum"], limit["maximum"]) == (1, 5000)
+    assert params["cursor"]["schema"]["anyOf"][0]["maxLength"] == 200
+    assert "400" in operation["responses"] and "422" in operation["responses"]
+    assert 'rel="next"' in operation["description"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from uuid import UUID
 
 import pytest
 
@@ -184,3 +186,36 @@ def test_every_activity_type_maps_to_its_event() -> None:
         "ComplaintResolved",
         "FeedbackGiven",
     ]
+
+
+def _every_field_set() -> CustomerAccount:
+    account = opened(customer={"name": "v1:a", "email": "v1:b"})
+    account.record(act.OpenInquiry("Q2", "phone", "billing"), NOW, META)
+    account.record(act.LodgeComplaint("C2", "service", "high"), NOW, META)
+    for activity in EVERY_ACTIVITY:
+        account.record(activity, NOW, META)
+    account.close("other", "left town", NOW, META)
+    return account  # its events still pending
+
+
+def test_a_copy_is_as_deep_as_copy_deepcopy_and_shares_nothing_mutable() -> None:
+    account = _every_field_set()
+    twin = copy.deepcopy(account)
+    assert type(twin) is CustomerAccount and twin is not account
+    assert twin.__dict__ == copy.copy(account).__dict__
+    immutable = (str, int, bool, type(None), datetime, UUID, Decimal, frozenset, tuple)
+    for name, value in account.__dict__.items():
+        # The copy copies containers one level down: anything nested must not change.
+        if isinstance(value, dict | list):
+            assert twin.__dict__[name] is not value, name
+            items = value.values() if isinstance(value, dict) else value
+            for item in items:
+                frozen = getattr(type(item), "__dataclass_params__", None)
+                assert isinstance(item, immutable) or (frozen and frozen.frozen), (name, item)
+        else:
+            assert isinstance(value, immutable), name
+    twin.customer["name"] = "v1:changed"
+    twin.open_inquiries["Q9"] = "phone"
+    twin.collect_events()
+    assert account.customer["name"] == "v1:a" and "Q9" not in account.open_inquiries
+    assert account.pending_events

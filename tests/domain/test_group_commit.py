@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -86,3 +87,47 @@ def test_an_unexpected_failure_reaches_every_waiter() -> None:
 
     with pytest.raises(RuntimeError, match="database gone"):
         GroupCommit(save).save(Agg())
+
+
+def test_awaited_saves_are_grouped_and_never_block_the_loop() -> None:
+    calls: list[int] = []
+    ticks = 0
+
+    def save(*aggregates: Any) -> None:
+        time.sleep(0.02)
+        calls.append(len(aggregates))
+
+    group = GroupCommit(save)
+
+    async def main() -> None:
+        nonlocal ticks
+        saving = asyncio.gather(*(group.save_async(Agg()) for _ in range(20)))
+        while not saving.done():  # the loop goes on while the batches are saved
+            ticks += 1
+            await asyncio.sleep(0.001)
+        await saving
+
+    asyncio.run(main())
+    assert sum(calls) == 20 and len(calls) < 20
+    assert ticks > 5
+
+
+def test_an_awaited_save_raises_its_own_error_and_a_thread_saves_beside_it() -> None:
+    bad = Agg()
+
+    def save(*aggregates: Any) -> None:
+        time.sleep(0.01)
+        if any(a is bad for a in aggregates):
+            raise IntegrityError("taken")
+
+    group = GroupCommit(save, conflicts=(IntegrityError,))
+
+    async def main() -> list[object]:
+        beside = asyncio.to_thread(group.save, Agg())
+        return await asyncio.gather(
+            group.save_async(bad), group.save_async(Agg()), beside, return_exceptions=True
+        )
+
+    first, second, third = asyncio.run(main())
+    assert isinstance(first, IntegrityError)
+    assert second is None and third is None

@@ -61,5 +61,15 @@ def test_a_page_of_the_directory_reads_its_account_keys_in_one_go(services: Serv
     # With the pool closed, only the keys read before can decrypt.
     for i, account in enumerate(accounts):
         assert vault.decrypt(account.id, account.customer) == {"name": f"Prefetch {i}"}
+    assert vault.decrypt(erased.id, erased.customer) is None  # read as destroyed, and kept so
     with pytest.raises(PoolClosed):
         vault.decrypt(other.id, other.customer)
+
+
+def test_keys_asked_for_again_are_kept_before_older_ones(services: Services) -> None:
+    a, b, c, d = (open_plain(services.ledger, f"Recent {i}").id for i in range(4))
+    vault = PostgresKeyVault(services.pool, master_key(services.settings), cache_size=3)
+    for key in (a, b, c):  # one at a time: one query's rows come in no set order
+        vault.prefetch([key])
+    vault.prefetch([a, d])  # a is about to be used: b, the least recently used, goes
+    assert list(vault._cache) == [c, a, d]

@@ -8,6 +8,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -164,6 +165,10 @@ def corrupt(stack: Stack, account_id: UUID, version: int, expression: str) -> No
             (account_id, version),
         ).rowcount
     assert changed == 1
+    # The ledger keeps the accounts it saved in memory; read the damage as a
+    # process that never held this one would (another replica, a restart).
+    with suppress(KeyError):
+        stack.services.ledger.repository.cache.get(account_id, evict=True)
 
 
 def stored_hash(stack: Stack, account_id: UUID, version: int) -> str:

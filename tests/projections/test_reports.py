@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
 
 from domain.errors import InvalidCommand, NotFound
@@ -15,10 +17,22 @@ from infra.wiring import Services
 from projections.guidelines import DEFAULTS, read_guidelines, set_guidelines
 from projections.kpis import KPI_NAMES
 from projections.report_output import csv_text, json_rows
-from projections.reports import REPORTS, report_named, report_scope, run_report
+from projections.reports import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    REPORTS,
+    NotPaged,
+    Page,
+    page_asked,
+    report_named,
+    report_scope,
+    run_page,
+    run_report,
+)
+from projections.schema import ddl
 from projections.scheme_review import trend
 from tests.projections import history
-from tests.support import own_ledger
+from tests.support import TEST_DATABASE_URL, drop_schema, own_ledger
 
 APRIL = {"start": date(2026, 4, 1), "end": date(2026, 5, 1)}
 
@@ -326,3 +340,147 @@ def test_csv_has_a_header_and_never_a_formula() -> None:
         '"central, east",5,false,9.2,2026-04-02',
     ]
     assert json_rows(columns[:2], rows[:1]) == [{"store": "=HYPERLINK(1)", "turnover": "-10.00"}]
+
+
+# ---- the accounts due for review, a page at a time -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crowd() -> Iterator[tuple[psycopg.Connection, str, list[tuple[datetime, UUID]]]]:
+    """A directory of its own, in a schema of its own, with 35 accounts due a year before
+    2026-01-01 (some at the same moment, so only the account id orders them), and others that
+    are not: recent, closed, erased. Yields the connection, the schema and the due keys in
+    the order the report gives them."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    rm = f"{schema}_rm"
+    base = datetime(2024, 3, 1, 9, tzinfo=UTC)
+    due: list[tuple[datetime, UUID]] = []
+    rows = []
+    for n in range(60):
+        moment = base + timedelta(hours=6 * (n // 4))  # four accounts a moment: ties to break
+        status, erased = "open", False
+        if n % 7 == 3:
+            status = "closed"
+        elif n % 11 == 5:
+            erased = True
+        elif n >= 44:
+            moment = datetime(2025, 6, 1, tzinfo=UTC)  # confirmed lately: not due
+        account_id = uuid.uuid4()
+        rows.append((account_id, f"R{n}", status, "gold" if n % 2 else "silver", moment, erased))
+        if status == "open" and not erased and moment.year == 2024:
+            due.append((moment, account_id))
+    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+        conn.execute(ddl(rm).encode())
+        with conn.cursor() as cur:
+            insert = (
+                f"INSERT INTO {rm}.accounts (account_id, external_ref, status, segment,"
+                " service_plan, channel, opened_at, opened_day, details_current_at,"
+                " last_activity_at, version, erased)"
+                " VALUES (%s, %s, %s, %s, 'standard', 'store', %s, %s::date, %s, %s, 1, %s)"
+            )
+            cur.executemany(
+                insert.encode(), [(i, r, st, seg, m, m, m, m, e) for i, r, st, seg, m, e in rows]
+            )
+        conn.autocommit = False
+        try:
+            yield conn, rm, sorted(due)
+        finally:
+            conn.rollback()
+    drop_schema(schema)
+
+
+DUE_REPORT = REPORTS["accounts-due-for-review"]
+
+
+def walk(
+    conn: psycopg.Connection, rm: str, limit: int, **params: Any
+) -> tuple[list[list[tuple[datetime, UUID]]], set[int]]:
+    """Every page of the due accounts, `limit` a page, following each page's key: the keys of
+    each page's rows, and the totals the pages gave."""
+    scope = report_scope(DUE_REPORT, segments=["gold", "silver"], end=date(2026, 1, 1), **params)
+    pages, totals, after = [], set(), None
+    for _ in range(200):
+        page = run_page(conn, rm, DUE_REPORT, scope, page_asked(DUE_REPORT, limit, after))
+        conn.rollback()
+        assert all(tuple(row) == DUE_REPORT.columns for row in page.rows)
+        pages.append([(row["details_current_at"], row["account_id"]) for row in page.rows])
+        totals.add(page.total)
+        if page.next_key is None:
+            return pages, totals
+        assert page.next_key == pages[-1][-1] and len(page.rows) == limit
+        after = page.next_key
+    raise AssertionError("the pages never ended")
+
+
+@pytest.mark.parametrize("limit", [1, 4, 5, 34, 35, 36, 500])
+def test_due_pages_give_every_account_due_once_in_the_reports_order(
+    crowd: tuple[psycopg.Connection, str, list[tuple[datetime, UUID]]], limit: int
+) -> None:
+    conn, rm, due = crowd
+    assert len(due) == 35
+    pages, totals = walk(conn, rm, limit)
+    assert [key for page in pages for key in page] == due  # each once, stalest first
+    assert totals == {35}
+    assert len(pages) == -(-35 // limit)  # no empty page after a full last one
+    scope = report_scope(DUE_REPORT, segments=[], end=date(2026, 1, 1))
+    whole = run_report(conn, rm, DUE_REPORT, scope)
+    conn.rollback()
+    assert [(r["details_current_at"], r["account_id"]) for r in whole] == due  # the export's
+
+
+def test_due_pages_keep_the_filters_and_the_age(
+    crowd: tuple[psycopg.Connection, str, list[tuple[datetime, UUID]]],
+) -> None:
+    conn, rm, due = crowd
+    gold_ids = {
+        r[0] for r in conn.execute(f"SELECT account_id FROM {rm}.accounts WHERE segment = 'gold'")
+    }
+    conn.rollback()
+    pages, totals = walk(conn, rm, 3, segment="gold")
+    assert [k for page in pages for k in page] == [k for k in due if k[1] in gold_ids]
+    assert totals == {len(pages[0]) * (len(pages) - 1) + len(pages[-1])}
+    # 670 days before 2026-01-01 is 2024-03-02: only the details current on March 1st are due.
+    pages, totals = walk(conn, rm, 2, days=670)
+    assert date(2026, 1, 1) - timedelta(days=670) == date(2024, 3, 2)
+    assert [k for page in pages for k in page] == [k for k in due if k[0].day == 1]
+    assert totals == {sum(1 for k in due if k[0].day == 1)} and len(pages) > 1
+    # Nothing due: one empty page, no key to go on from.
+    assert walk(conn, rm, 10, days=36500) == ([[]], {0})
+
+
+def test_a_due_page_after_the_last_key_or_any_moment_is_empty_or_goes_on_from_it(
+    crowd: tuple[psycopg.Connection, str, list[tuple[datetime, UUID]]],
+) -> None:
+    conn, rm, due = crowd
+    scope = report_scope(DUE_REPORT, segments=[], end=date(2026, 1, 1))
+
+    def page_after(key: tuple[datetime, UUID] | None) -> list[UUID]:
+        page = run_page(conn, rm, DUE_REPORT, scope, page_asked(DUE_REPORT, 100, key))
+        conn.rollback()
+        return [row["account_id"] for row in page.rows]
+
+    assert page_after(due[-1]) == []
+    assert page_after((datetime(9999, 12, 31, 23, 59, tzinfo=UTC), uuid.UUID(int=0))) == []
+    assert page_after((datetime(1, 1, 1, tzinfo=UTC), uuid.UUID(int=0))) == [k[1] for k in due]
+    # A key that is no account's goes on from where it would stand.
+    tie = sorted({k[0] for k in due})[1]  # a moment of several accounts, ordered by id
+    assert page_after((tie, uuid.UUID(int=0))) == [k[1] for k in due if k[0] >= tie]
+    assert page_after((tie, uuid.UUID(int=2**128 - 1))) == [k[1] for k in due if k[0] > tie]
+
+
+@pytest.mark.parametrize(
+    ("limit", "mentions"), [(0, "limit must be"), (-1, "limit must be"), (5001, "limit must be")]
+)
+def test_a_page_out_of_bounds_is_refused(limit: int, mentions: str) -> None:
+    with pytest.raises(InvalidCommand, match=mentions):
+        page_asked(DUE_REPORT, limit)
+    assert page_asked(DUE_REPORT) == Page(DEFAULT_PAGE) and DEFAULT_PAGE == 500
+    assert page_asked(DUE_REPORT, MAX_PAGE).limit == MAX_PAGE == 5000
+
+
+def test_only_the_due_report_is_paged() -> None:
+    assert [r.name for r in REPORTS.values() if r.paged] == ["accounts-due-for-review"]
+    with pytest.raises(NotPaged, match="not paged"):
+        page_asked(REPORTS["service-kpis"])
+    with pytest.raises(NotPaged, match="not paged"):
+        page_asked(REPORTS["staff-performance"], 10)
