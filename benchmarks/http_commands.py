@@ -13,6 +13,7 @@ that does nothing (GET /healthz) on one process is measured too.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import statistics
@@ -133,7 +134,9 @@ def run(clients: int = 32, seconds: float = 10.0) -> dict[str, Any]:
 
 
 def main() -> None:
-    write_result("http_commands", run())
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="each timed load")
+    write_result("http_commands", run(seconds=parser.parse_args().seconds))
 
 
 if __name__ == "__main__":

@@ -24,17 +24,40 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from contextlib import suppress
 from typing import Any
 
 MAX_BATCH = 500
 
 
-@dataclass
 class _Job:
-    item: Any
-    done: Future[None] = field(default_factory=Future)
+    """One item to save, and how its waiter learns the outcome.
+
+    A thread waits on an Event; a coroutine awaits a future of its loop,
+    which a batch settles with one call into that loop for all of its jobs
+    there (a concurrent.futures.Future and its wrapper cost a lock, a
+    condition and a callback each).
+    """
+
+    __slots__ = ("error", "event", "future", "item", "loop")
+
+    def __init__(self, item: Any, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.item = item
+        self.error: BaseException | None = None
+        self.loop = loop
+        self.event = threading.Event() if loop is None else None
+        self.future: asyncio.Future[None] | None = None if loop is None else loop.create_future()
+
+
+def _settle(jobs: list[_Job]) -> None:
+    # On the jobs' own loop. A waiter that was cancelled has gone: its future is done.
+    for job in jobs:
+        assert job.future is not None
+        if not job.future.done():
+            if job.error is None:
+                job.future.set_result(None)
+            else:
+                job.future.set_exception(job.error)
 
 
 class GroupCommit:
@@ -57,26 +80,30 @@ class GroupCommit:
 
     def save(self, item: Any) -> None:
         """Save one aggregate (perhaps with others); raise what its save raised."""
-        job, lead = self._queue(item)
-        if lead:
+        job = _Job(item)
+        if self._queue(job):
             self._lead()
-        job.done.result()
+        assert job.event is not None
+        job.event.wait()
+        if job.error is not None:
+            raise job.error
 
     async def save_async(self, item: Any) -> None:
         """As `save`, awaited: the batch is saved in the running loop's executor."""
-        job, lead = self._queue(item)
-        if lead:
-            asyncio.get_running_loop().run_in_executor(None, self._lead)
-        await asyncio.wrap_future(job.done)
+        loop = asyncio.get_running_loop()
+        job = _Job(item, loop)
+        if self._queue(job):
+            loop.run_in_executor(None, self._lead)
+        assert job.future is not None
+        await job.future
 
-    def _queue(self, item: Any) -> tuple[_Job, bool]:
+    def _queue(self, job: _Job) -> bool:
         # The first job with no batch being saved leads: it saves until none waits.
-        job = _Job(item)
         with self._lock:
             self._pending.append(job)
             lead = not self._leading
             self._leading = True
-        return job, lead
+        return lead
 
     def _lead(self) -> None:
         while True:
@@ -107,13 +134,26 @@ class GroupCommit:
             self._save(*(job.item for job in batch))
         except self._conflicts as e:
             if len(batch) == 1:
-                batch[0].done.set_exception(e)
+                _finish(batch, e)
             else:
                 for job in batch:
                     self._commit([job])
         except BaseException as e:  # every waiter must learn the outcome, whatever it was
-            for job in batch:
-                job.done.set_exception(e)
+            _finish(batch, e)
         else:
-            for job in batch:
-                job.done.set_result(None)
+            _finish(batch, None)
+
+
+def _finish(batch: Sequence[_Job], error: BaseException | None) -> None:
+    waiting: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+    for job in batch:
+        job.error = error
+        if job.loop is None:
+            assert job.event is not None
+            job.event.set()
+        else:
+            waiting.setdefault(job.loop, []).append(job)
+    for loop, jobs in waiting.items():
+        # A loop that has closed has no one waiting on it; the others must still hear.
+        with suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, jobs)

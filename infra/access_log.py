@@ -21,7 +21,7 @@ from psycopg_pool import ConnectionPool
 from domain.group_commit import GroupCommit
 
 _INSERT = "INSERT INTO {schema}access_log (actor, roles, account_id, what, fields) VALUES "
-_VALUES = "(%s, %s, %s, %s, %s)"
+_VALUES = "(%s, %s::text[], %s, %s, %s::text[])"
 Row = tuple[str, list[str], UUID, str, list[str]]
 
 
@@ -40,7 +40,17 @@ def insert_reads(cursor: Cursor[Any], rows: Sequence[Row], schema: str = "") -> 
         sql = _INSERT.format(schema=f"{schema}." if schema else "") + ", ".join(
             [_VALUES] * len(rows)
         )
-        cursor.execute(sql.encode(), [value for row in rows for value in row])
+        values: list[object] = []
+        for actor, roles, account_id, what, fields in rows:
+            values += (actor, _array(roles), account_id, what, _array(fields))
+        cursor.execute(sql.encode(), values)
+
+
+def _array(items: Sequence[str]) -> str:
+    # The text of a text[] (a string is sent as it is; psycopg dumps a list
+    # element by element in Python, a cost on every command's row).
+    quoted = (item.replace("\\", "\\\\").replace('"', '\\"') for item in items)
+    return "{" + ",".join(f'"{q}"' for q in quoted) + "}"
 
 
 def read_row(

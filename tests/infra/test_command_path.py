@@ -128,3 +128,13 @@ def test_an_open_on_the_event_loop_is_saved_with_its_key(services: Services) -> 
     opened = asyncio.run(ledger.command_async(opening))
 
     assert ledger.personal_data(ledger.account(opened.id)) == {"name": "Loop Opened"}
+
+
+def test_access_log_arrays_keep_any_text(services: Services) -> None:
+    account = open_plain(services.ledger, "Array Person")
+    odd = ["plain", 'quote"d', "back\\slash", "comma,brace{}", "", "ünï cödé", "NULL"]
+
+    services.access_log.record("clerk", odd, account.id, "read", odd)
+
+    (entry,) = services.access_log.query(account_id=account.id)
+    assert entry.roles == sorted(odd) and entry.fields == sorted(odd)
