@@ -21,7 +21,7 @@ from selenium.webdriver.support.ui import Select
 
 from domain.rules import account_id_for
 from infra.wiring import Services
-from tests.console.test_browser import sign_in, text, wait_for
+from tests.console.test_browser import flashed, sign_in, text, wait_for
 from tests.oidc import OidcProvider
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,7 @@ def test_customer_service_opens_changes_confirms_reads_back_and_closes_an_accoun
     submit(browser, "Open account")
 
     account_id = account_id_for(ref)
-    assert "Account opened (version 1)." in wait_for(browser, ".flash").text
+    assert flashed(browser, "Account opened (version 1).")
     assert browser.current_url == f"{console_url}/console/accounts/{account_id}"
     entries = timeline_entries(browser)
     assert (
@@ -91,11 +91,11 @@ def test_customer_service_opens_changes_confirms_reads_back_and_closes_an_accoun
     Select(browser.find_element(By.ID, "segment-segment")).select_by_value("vip")
     browser.find_element(By.ID, "segment-reason").send_keys("spends over the vip line")
     submit(browser, "Change segment")
-    assert "Segment changed to vip (now version 2)." in wait_for(browser, ".flash").text
+    assert flashed(browser, "Segment changed to vip (now version 2).")
     assert timeline_entries(browser)[0].startswith("Segment changed")
 
     submit(browser, "Confirm details")
-    assert "Details confirmed (now version 3)." in wait_for(browser, ".flash").text
+    assert flashed(browser, "Details confirmed (now version 3).")
     entries = timeline_entries(browser)
     assert [e.split(" version")[0] for e in entries] == [
         "Details confirmed",
@@ -127,7 +127,7 @@ def test_customer_service_opens_changes_confirms_reads_back_and_closes_an_accoun
     Select(wait_for(browser, "#close-reason")).select_by_value("customer_request")
     browser.find_element(By.ID, "close-note").send_keys("moving abroad")
     submit(browser, "Close account")
-    assert "Account closed (now version 4)." in wait_for(browser, ".flash").text
+    assert flashed(browser, "Account closed (now version 4).")
     assert timeline_entries(browser)[0].startswith("Account closed")
     assert "This account is closed: it takes no more commands." in text(browser)
     for gone in ("activity-form", "segment-segment", "close-reason", "confirm-reason"):
@@ -145,7 +145,7 @@ def test_customer_service_opens_changes_confirms_reads_back_and_closes_an_accoun
     wait_for(browser, "#confirm")
     assert browser.current_url.endswith(f"/console/accounts/{due.id}#confirm")
     submit(browser, "Confirm details")
-    assert "Details confirmed (now version 2)." in wait_for(browser, ".flash").text
+    assert flashed(browser, "Details confirmed (now version 2).")
     services.readmodels.rebuild("directory")
     browser.find_element(By.LINK_TEXT, "Work queue").click()
     wait_for(browser, "#due")

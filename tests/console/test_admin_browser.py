@@ -20,7 +20,7 @@ from infra.wiring import Services
 from tests.console.conftest import served
 from tests.console.test_admin_dead_letters import dead_lettered, stack  # noqa: F401  (a fixture)
 from tests.console.test_audit_browser import labelled
-from tests.console.test_browser import sign_in, text, wait_for
+from tests.console.test_browser import flashed, sign_in, text, wait_for
 from tests.kafka.conftest import Stack
 from tests.oidc import OidcProvider
 from tests.support import TEST_DATABASE_URL, open_plain
@@ -118,8 +118,7 @@ def test_dead_letters_are_listed_and_replayed_and_the_broker_away_is_said_in_wor
             By.CSS_SELECTOR, "button[aria-label='Replay the dead letter at partition 0, offset 0']"
         )
         replay.send_keys(Keys.ENTER)
-        flash = wait_for(browser, ".flash")
-        assert flash.text.startswith("Replayed 1 dead letter to crmledger.integration-events")
+        assert flashed(browser, "Replayed 1 dead letter to crmledger.integration-events")
         assert "1 not replayed yet" in browser.find_element(By.ID, "letters-caption").text
         shoot("admin-dead-letters-replayed")
 

@@ -49,6 +49,16 @@ def wait_for(browser: Any, css: str, timeout: float = 10) -> Any:
     )
 
 
+def flashed(browser: Any, text: str, timeout: float = 10) -> bool:
+    """Wait until the page's message says `text`.
+
+    After a form is sent the old page, with its own message, is still there for
+    a moment: waiting for any `.flash` would read that one, or lose it mid-read.
+    """
+    says = ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), text)
+    return bool(WebDriverWait(browser, timeout).until(says))
+
+
 def signed_out(browser: Any) -> None:
     """Forget every cookie, of every path and site (the console's and the provider's).
 
@@ -107,8 +117,7 @@ def test_customer_service_finds_an_account_records_an_activity_and_sees_it(
     browser.find_element(By.ID, "activity-reason").send_keys("customer called about a bill")
     browser.find_element(By.CSS_SELECTOR, "#activity-form button[type=submit]").click()
 
-    flash = wait_for(browser, ".flash")
-    assert "Inquiry opened recorded (now version 2)" in flash.text
+    assert flashed(browser, "Inquiry opened recorded (now version 2)")
     entry = browser.find_element(By.CSS_SELECTOR, "ol.timeline li")  # newest first
     assert "Inquiry opened" in entry.text
     assert "Who: cs-amy (customer service)" in entry.text
