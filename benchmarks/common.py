@@ -13,8 +13,9 @@ import os
 import platform
 import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -74,6 +75,37 @@ def embedded_kafka() -> Iterator[str]:
 
 
 @contextmanager
+def sampling(step: Callable[[], None], every: float) -> Iterator[None]:
+    """Call `step` in a thread every `every` seconds while the block runs, and once more."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while True:
+            step()
+            if stop.wait(every):
+                return
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def in_threads(work: Callable[[int], None], threads: int) -> float:
+    """Run `work(k)` for k in range(threads) at once; the seconds until all ended."""
+    started = time.perf_counter()
+    pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return time.perf_counter() - started
+
+
+@contextmanager
 def connections_held(url: str, prefix: str, every: float = 0.2) -> Iterator[dict[str, int]]:
     """The most connections each application_name starting with `prefix` held at once.
 
@@ -81,28 +113,40 @@ def connections_held(url: str, prefix: str, every: float = 0.2) -> Iterator[dict
     the dict fills in as it goes and is complete when the block ends.
     """
     peaks: dict[str, int] = {}
-    stop = threading.Event()
     query = (
         "SELECT application_name, count(*) FROM pg_stat_activity"
         " WHERE application_name LIKE %s GROUP BY 1"
     )
+    with psycopg.connect(url, autocommit=True, application_name="bench-sampler") as conn:
 
-    def sample() -> None:
-        with psycopg.connect(url, autocommit=True, application_name="bench-sampler") as conn:
-            while True:
-                rows = conn.execute(query.encode(), (prefix + "%",)).fetchall()
-                for name, count in rows:
-                    peaks[name] = max(peaks.get(name, 0), count)
-                if stop.wait(every):
-                    return
+        def sample() -> None:
+            rows = conn.execute(query.encode(), (prefix + "%",)).fetchall()
+            for name, count in rows:
+                peaks[name] = max(peaks.get(name, 0), count)
 
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield peaks
-    finally:
-        stop.set()
-        thread.join(5)
+        with sampling(sample, every):
+            yield peaks
+
+
+def timed_commands(
+    services: Services, seconds: float, threads: int = 8
+) -> tuple[float, list[float]]:
+    """Single-activity commands from `threads` threads for `seconds`: per second, each one's ms."""
+    ledger = services.ledger
+    accounts = [open_account(ledger).id for _ in range(threads * 4)]
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    visit = act.Visit("store", "central")
+    until = time.perf_counter() + seconds
+
+    def work(k: int) -> None:
+        mine, mine_ms = accounts[k::threads], latencies[k]
+        while (started := time.perf_counter()) < until:
+            ledger.record_activity(mine[len(mine_ms) % len(mine)], visit, datetime.now(UTC), META)
+            mine_ms.append((time.perf_counter() - started) * 1000)
+
+    elapsed = in_threads(work, threads)
+    done = [ms for mine in latencies for ms in mine]
+    return len(done) / elapsed, done
 
 
 def open_account(ledger: Ledger, save: bool = True) -> CustomerAccount:

@@ -47,7 +47,13 @@ import psutil
 import psycopg
 
 from api.auth import issue_token
-from benchmarks.common import bench_services, embedded_kafka, fill_in_processes, write_result
+from benchmarks.common import (
+    bench_services,
+    embedded_kafka,
+    fill_in_processes,
+    sampling,
+    write_result,
+)
 from benchmarks.http_commands import VISIT, opening
 from benchmarks.load import Connection, connections
 from benchmarks.server import Served, serving
@@ -78,23 +84,14 @@ def rss_mb(pid: int) -> float:
 def peaks(children: dict[str, Served], every: float = 0.5) -> Iterator[dict[str, float]]:
     """The largest resident set of each child, sampled every `every` s while the block runs."""
     most: dict[str, float] = {}
-    stop = threading.Event()
 
     def sample() -> None:
-        while True:
-            for role, child in list(children.items()):
-                if child.child.poll() is None:
-                    most[role] = max(most.get(role, 0.0), rss_mb(child.child.pid))
-            if stop.wait(every):
-                return
+        for role, child in list(children.items()):
+            if child.child.poll() is None:
+                most[role] = max(most.get(role, 0.0), rss_mb(child.child.pid))
 
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
+    with sampling(sample, every):
         yield most
-    finally:
-        stop.set()
-        thread.join(5)
 
 
 def empty_read_models(services: Services) -> None:
@@ -289,6 +286,8 @@ def measure(services: Services, accounts: int) -> dict[str, Any]:
         # The commands' events too: the relay and the projector have had everything.
         wait_until(everything_applied, children, "relay and projection")
         figures["relayed_and_projected_seconds"] = time.perf_counter() - t
+        # The load may have been applied between the last two checks of the wait.
+        load_applied()
         figures["load_relayed_and_projected_seconds"] = done["load"]
         for role in BACKGROUND:
             figures[f"rss_mb_{role}"] = rss_mb(children[role].child.pid)

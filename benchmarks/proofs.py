@@ -29,11 +29,15 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks.common import META, add_activities, bench_services, open_account, write_result
-from domain import activities as act
+from benchmarks.common import (
+    add_activities,
+    bench_services,
+    open_account,
+    timed_commands,
+    write_result,
+)
 from domain import merkle
 from infra.merkle_tree import LedgerTree
 from infra.notary import Notary
@@ -220,31 +224,6 @@ def lag_sampler(services: Services, stop: threading.Event, lags: list[int]) -> N
             lags.append(int(row[0]) if row else 0)
 
 
-def commands(services: Services, seconds: float, threads: int = 8) -> float:
-    """Single-activity commands from `threads` threads for `seconds`: commands per second."""
-    ledger = services.ledger
-    accounts = [open_account(ledger).id for _ in range(threads * 4)]
-    done = [0] * threads
-    until = time.perf_counter() + seconds
-    visit = act.Visit("store", "central")
-
-    def work(k: int) -> None:
-        mine = accounts[k::threads]
-        i = 0
-        while time.perf_counter() < until:
-            ledger.record_activity(mine[i % len(mine)], visit, datetime.now(UTC), META)
-            done[k] += 1
-            i += 1
-
-    started = time.perf_counter()
-    pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    return sum(done) / (time.perf_counter() - started)
-
-
 def ingest(services: Services, seconds: float) -> float:
     """Batch saves of ten fresh accounts of 100 events each for `seconds`: events per second."""
     ledger = services.ledger
@@ -276,7 +255,7 @@ def tree_cost(services: Services, seconds: float, rounds: int) -> dict[str, Any]
     lag_seconds: list[float] = []  # the lag in events over the phase's rate of events
     catch_up: list[float] = []
     runs: list[tuple[str, Callable[[Services, float], float]]] = [
-        ("commands", commands),
+        ("commands", lambda services, seconds: timed_commands(services, seconds)[0]),
         ("ingest", ingest),
     ]
     for _ in range(rounds):

@@ -45,7 +45,6 @@ import argparse
 import functools
 import operator
 import statistics
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime
@@ -56,11 +55,10 @@ import psycopg
 from pydantic import SecretStr
 
 from benchmarks.common import (
-    META,
     bench_services,
     loaders,
-    open_account,
     started,
+    timed_commands,
     write_result,
 )
 from benchmarks.ledger_mix import Loaded, load
@@ -72,7 +70,6 @@ from benchmarks.read_queries import (
     reports,
     searches,
 )
-from domain import activities as act
 from infra.keys import PostgresKeyVault
 from infra.secrets import master_key
 from infra.settings import Settings
@@ -183,30 +180,6 @@ def measure(
     return samples, fixed
 
 
-def commands(services: Services, seconds: float, threads: int = 8) -> tuple[float, list[float]]:
-    """Single-activity commands from `threads` threads for `seconds`: per second, each one's ms."""
-    ledger = services.ledger
-    accounts = [open_account(ledger).id for _ in range(threads * 4)]
-    latencies: list[list[float]] = [[] for _ in range(threads)]
-    visit = act.Visit("store", "central")
-    until = time.perf_counter() + seconds
-
-    def work(k: int) -> None:
-        mine, mine_ms = accounts[k::threads], latencies[k]
-        while (started := time.perf_counter()) < until:
-            ledger.record_activity(mine[len(mine_ms) % len(mine)], visit, datetime.now(UTC), META)
-            mine_ms.append((time.perf_counter() - started) * 1000)
-
-    started = time.perf_counter()
-    pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    done = [ms for mine in latencies for ms in mine]
-    return len(done) / (time.perf_counter() - started), done
-
-
 def writes(empty: Services, full: Services, seconds: float, rounds: int) -> dict[str, Any]:
     """Commands on the full ledger and on an empty one, in alternating phases."""
     rates: dict[str, list[float]] = {"empty": [], "full": []}
@@ -214,7 +187,7 @@ def writes(empty: Services, full: Services, seconds: float, rounds: int) -> dict
     for r in range(rounds):
         sides = [("empty", empty), ("full", full)]
         for side, services in sides if r % 2 == 0 else sides[::-1]:
-            rate, done = commands(services, seconds)
+            rate, done = timed_commands(services, seconds)
             rates[side].append(rate)
             ms[side] += done
     out: dict[str, Any] = {}
