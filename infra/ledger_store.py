@@ -25,7 +25,9 @@ Overrides of eventsourcing internals, and the tests that hold them:
   the repository itself takes to fast-forward a cached aggregate, taken by
   `accounts` for the same
   (tests/infra/test_ledger_batches.py::test_accounts_loads_many_at_their_current_versions),
-  and by `_for_command` to copy a cached account for a command.
+  and by `_for_command` to copy a cached account for a command;
+- the repository cache's `cache` dict, read by `_in_memory`
+  (tests/infra/test_event_store_contract.py).
 - `Application.name` is set back to "Ledger" (a subclass would take its class
   name): it names the tables and the environment's prefix (every test).
 """
@@ -174,14 +176,12 @@ class PostgresLedger(Ledger):
         return self.account(account_id), False
 
     def _in_memory(self, account_id: UUID | None) -> bool:
+        # A look at the cache's dict, not a get: the command's own get follows
+        # (a get takes the cache's lock and moves the entry to the front).
         cache = self.repository.cache
-        if account_id is None or cache is None or not self.vault.holds(account_id):
+        if account_id is None or cache is None:
             return False
-        try:
-            cache.get(account_id)
-        except KeyError:
-            return False
-        return True
+        return account_id in cache.cache and self.vault.holds(account_id)
 
     def _saved(self, account: CustomerAccount) -> None:
         # A copy: the caller goes on reading its own while other threads copy this one.

@@ -138,3 +138,18 @@ def test_access_log_arrays_keep_any_text(services: Services) -> None:
 
     (entry,) = services.access_log.query(account_id=account.id)
     assert entry.roles == sorted(odd) and entry.fields == sorted(odd)
+
+
+def test_a_command_runs_on_the_loop_only_when_its_account_and_key_are_in_memory(
+    services: Services, other: Services
+) -> None:
+    account = cached(services)
+    assert services.ledger._in_memory(account.id)
+    # Opened by another process: neither the account nor its key is here yet.
+    stranger = open_plain(other.ledger, "Elsewhere")
+    assert not services.ledger._in_memory(stranger.id)
+    assert not services.ledger._in_memory(None)
+    done = awaited(services, stranger.id)  # in a thread, which loads the account
+    assert done.version == 2 and not services.ledger._in_memory(stranger.id)
+    services.ledger.personal_data(done)  # as the command's answer does: its key comes too
+    assert services.ledger._in_memory(stranger.id)

@@ -261,6 +261,8 @@ def test_the_private_methods_we_override_or_call_keep_their_signatures(
         if ours is not None:
             mine = getattr(overriding(ours, method.__name__), method.__name__)
             assert parameters(mine) == wanted, mine.__qualname__
+    # The aggregate cache's entries, looked at without a get (infra/ledger_store.py).
+    assert isinstance(services.ledger.repository.cache.cache, dict)
     # The array insert replaces the aggregate recorder's own one, which it
     # otherwise inherits through the application recorder's.
     assert "_insert_stored_events" in vars(PostgresAggregateRecorder)
