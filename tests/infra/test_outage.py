@@ -141,6 +141,10 @@ def test_a_killed_postgres_gets_fast_503s_and_the_ledger_recovers_with_every_com
             for _ in range(3):
                 assert_unavailable(client.get(f"/v1/accounts/{some_account}", headers=staff))
                 assert_unavailable(client.post("/v1/accounts", json=new_account(), headers=staff))
+                # On an account this process holds in memory: run on the loop, saved in vain.
+                visit = {"type": "visit", "channel": "store", "location": "central"}
+                activity = f"/v1/accounts/{some_account}/activities"
+                assert_unavailable(client.post(activity, json=visit, headers=staff))
                 assert_unavailable(client.get("/v1/audit/verify", headers=auditor))
                 assert_unavailable(client.get("/v1/accounts", headers=staff))
                 ready = client.get("/readyz")
@@ -175,6 +179,12 @@ def test_a_killed_postgres_gets_fast_503s_and_the_ledger_recovers_with_every_com
     with httpx.Client(base_url=base, timeout=ANSWER_WITHIN_S) as client:
         for account_id in load.acknowledged:
             assert client.get(f"/v1/accounts/{account_id}", headers=staff).status_code == 200
+        # The refused activities left nothing; the same command is taken again now.
+        first = client.get(f"/v1/accounts/{some_account}", headers=staff).json()
+        assert first["version"] == 1
+        visit = {"type": "visit", "channel": "store", "location": "central"}
+        again = client.post(f"/v1/accounts/{some_account}/activities", json=visit, headers=staff)
+        assert again.status_code == 201 and again.json()["version"] == 2
         assert client.get("/v1/audit/verify", headers=auditor).json()["ok"] is True
         # The background side came back too: every role runs, and the read models
         # (relay, broker, projector) caught up with the commands after the return.
